@@ -1,0 +1,151 @@
+/**
+ * The one shared mock module: runs the Pulumi program against Pulumi's mock monitor and
+ * records every resource's inputs, so tests assert what `pulumi up` would send.
+ *
+ * Usage:
+ *   const stack = await runProgram({ grafanaPort: "3300" });
+ *   const loki = stack.one("docker:index/container:Container", "loki");
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { vi } from "vitest";
+import { CONFIG_NAMESPACE } from "../components/settings";
+
+/** Pulumi's wire marker for a secret value, as the mock monitor receives it. */
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface RecordedResource {
+    readonly type: string;
+    readonly name: string;
+    /** Inputs with secrets unwrapped to their plain values. */
+    readonly inputs: Record<string, unknown>;
+    /** Dotted paths of inputs that arrived as secrets ("envs", "datas.0.model", ...). */
+    readonly secretPaths: string[];
+    readonly provider: string;
+}
+
+/** Values some providers compute on create, so outputs that depend on them resolve. */
+function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+    switch (type) {
+        case "random:index/randomPassword:RandomPassword":
+            return { result: pulumi.secret(`generated-${name}-Xy9!`.padEnd(Number(inputs.length ?? 24), "x")) };
+        case "docker:index/remoteImage:RemoteImage":
+            return { imageId: `sha256:${"0".repeat(64)}`, repoDigest: `${String(inputs.name)}@sha256:${"1".repeat(64)}` };
+        case "docker:index/network:Network":
+            return { name: inputs.name ?? name };
+        case "docker:index/container:Container":
+            return { name: inputs.name ?? name, exitCode: 0 };
+        default:
+            if (type.startsWith("grafana:")) {
+                return { uid: inputs.uid ?? `${name}-uid`, url: `http://grafana.mock/${name}` };
+            }
+            return {};
+    }
+}
+
+function unwrapSecrets(value: unknown, path: string, secretPaths: string[]): unknown {
+    if (Array.isArray(value)) {
+        return value.map((item, index) => unwrapSecrets(item, path ? `${path}.${index}` : String(index), secretPaths));
+    }
+    if (value && typeof value === "object") {
+        const record = value as Record<string, unknown>;
+        if (record[SECRET_SIG_KEY] === SECRET_SIG) {
+            secretPaths.push(path);
+            return unwrapSecrets(record.value, path, []);
+        }
+        return Object.fromEntries(
+            Object.entries(record).map(([key, item]) => [key, unwrapSecrets(item, path ? `${path}.${key}` : key, secretPaths)]),
+        );
+    }
+    return value;
+}
+
+export class ProgramRun {
+    constructor(
+        readonly resources: RecordedResource[],
+        readonly outputs: Record<string, unknown>,
+        readonly secretOutputs: Set<string>,
+    ) {}
+
+    ofType(type: string): RecordedResource[] {
+        return this.resources.filter((resource) => resource.type === type);
+    }
+
+    /** The single resource of `type` whose name ends with `nameSuffix`; throws otherwise. */
+    one(type: string, nameSuffix: string): RecordedResource {
+        const matches = this.ofType(type).filter((resource) => resource.name === nameSuffix || resource.name.endsWith(`-${nameSuffix}`));
+        if (matches.length !== 1) {
+            const names = this.ofType(type).map((resource) => resource.name);
+            throw new Error(`expected one ${type} named *${nameSuffix}, found ${matches.length} among [${names.join(", ")}]`);
+        }
+        return matches[0];
+    }
+
+    find(type: string, nameSuffix: string): RecordedResource | undefined {
+        return this.ofType(type).find((resource) => resource.name === nameSuffix || resource.name.endsWith(`-${nameSuffix}`));
+    }
+}
+
+/** Resolves an output in a test, whatever it wraps. */
+export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => output.apply(resolve));
+}
+
+/**
+ * Runs `body` against Pulumi's mock monitor with the given stack config (keys without the
+ * namespace) and returns what it registered. `secrets` are set as secret config, as
+ * `pulumi config set --secret` does. `body` returns the values to resolve as outputs.
+ */
+export async function runWithMocks(
+    config: Record<string, string>,
+    secrets: Record<string, string>,
+    body: () => Promise<Record<string, unknown>>,
+): Promise<ProgramRun> {
+    const resources: RecordedResource[] = [];
+    const allConfig: Record<string, string> = {};
+    for (const [key, value] of Object.entries({ ...config, ...secrets })) {
+        allConfig[`${CONFIG_NAMESPACE}:${key}`] = value;
+    }
+    pulumi.runtime.setAllConfig(
+        allConfig,
+        Object.keys(secrets).map((key) => `${CONFIG_NAMESPACE}:${key}`),
+    );
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                const secretPaths: string[] = [];
+                const inputs = unwrapSecrets(args.inputs, "", secretPaths) as Record<string, unknown>;
+                resources.push({ type: args.type, name: args.name, inputs, secretPaths, provider: args.provider ?? "" });
+                return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                return args.inputs;
+            },
+        },
+        "deepchat-observability",
+        "dev",
+        false,
+    );
+    const exported = await body();
+    const outputs: Record<string, unknown> = {};
+    const secretOutputs = new Set<string>();
+    for (const [key, value] of Object.entries(exported)) {
+        if (pulumi.Output.isInstance(value)) {
+            outputs[key] = await promiseOf(value as pulumi.Output<unknown>);
+            if (await pulumi.isSecret(value as pulumi.Output<unknown>)) secretOutputs.add(key);
+        } else {
+            outputs[key] = value;
+        }
+    }
+    // Let registrations queued behind those outputs reach the mock monitor.
+    for (let tick = 0; tick < 20; tick++) await new Promise((resolve) => setImmediate(resolve));
+    return new ProgramRun(resources, outputs, secretOutputs);
+}
+
+/** Runs index.ts, freshly imported, with the given stack config. */
+export function runProgram(config: Record<string, string> = {}, secrets: Record<string, string> = {}): Promise<ProgramRun> {
+    return runWithMocks(config, secrets, async () => {
+        vi.resetModules();
+        return (await import("../index")) as Record<string, unknown>;
+    });
+}
