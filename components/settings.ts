@@ -23,9 +23,9 @@ export const DEFAULT_IMAGES = {
     promtail: "grafana/promtail:3.6.11",
     grafana: "grafana/grafana:13.2.0",
     // The Ollama probe needs an HTTP client and a JSON parser; Python's stdlib has both.
-    probe: "python:3.13.9-alpine3.22",
+    probe: "python:3.13.15-alpine3.24",
     // Used once, to give the Loki data volume to Loki's uid before Loki starts.
-    volumeInit: "busybox:1.37.0",
+    volumeInit: "busybox:1.38.0",
 } as const;
 
 export type ImageName = keyof typeof DEFAULT_IMAGES;
@@ -144,7 +144,9 @@ export class SettingsError extends Error {
 /** Reads and validates the stack's config. Throws SettingsError at preview time. */
 export function loadSettings(config: pulumi.Config = new pulumi.Config(CONFIG_NAMESPACE)): Settings {
     return parseSettings({
-        get: (key) => config.get(key),
+        // The raw value, also of secrets, for validation only; it never reaches a message.
+        // (Config.get would warn "value is a secret" for every secret key.)
+        get: (key) => pulumi.runtime.getConfig(`${config.name}:${key}`),
         getSecret: (key) => config.getSecret(key),
     });
 }
@@ -328,13 +330,12 @@ export function parseImageReference(
 ): { registry?: string; repository: string; tag?: string; digest?: string } | undefined {
     const match = IMAGE_REFERENCE.exec(reference);
     if (!match?.groups) return undefined;
-    let { registry, repository } = match.groups;
+    const { registry, repository, tag, digest } = match.groups;
     // "grafana/loki" has no registry: a first part without '.', ':' or "localhost" is a namespace.
     if (registry !== undefined && !/[.:]/.test(registry) && registry !== "localhost") {
-        repository = `${registry}/${repository}`;
-        registry = undefined;
+        return { repository: `${registry}/${repository}`, tag, digest };
     }
-    return { registry, repository, tag: match.groups.tag, digest: match.groups.digest };
+    return { registry, repository, tag, digest };
 }
 
 const DURATION_UNITS_HOURS: Record<string, number> = { h: 1, d: 24, w: 168, y: 8760 };

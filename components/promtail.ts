@@ -1,0 +1,115 @@
+import * as docker from "@pulumi/docker";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { COMPONENT_LABEL, containerOptions, dataVolume, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
+import { renderPromtailConfig } from "./promtailConfig";
+import type { LogSources } from "./settings";
+
+export const PROMTAIL_CONFIG_PATH = "/etc/promtail/config.yml";
+export const PROMTAIL_POSITIONS_DIR = "/var/lib/promtail";
+export const PROMTAIL_HTTP_PORT = 9080;
+export const DOCKER_SOCKET = "/var/run/docker.sock";
+
+export interface PromtailArgs {
+    /** Prefix of the container, volume and image resource names on the Docker host. */
+    readonly namePrefix: string;
+    /** Pinned Promtail image (3.6.11 is the last one ever published). */
+    readonly image: pulumi.Input<string>;
+    /** Loki's push endpoint on the stack network, e.g. `http://obs-loki:3100/loki/api/v1/push`. */
+    readonly lokiPushUrl: string;
+    /** The `host` label on every line. */
+    readonly hostLabel: string;
+    /** Which host files and which containers to collect. */
+    readonly logSources: LogSources;
+    /** The stack's bridge network, on which Loki is reachable by name. */
+    readonly networkName: pulumi.Input<string>;
+    /** Whether `pulumi destroy` leaves the positions volume on the host. */
+    readonly keepVolumeOnDestroy: boolean;
+}
+
+/**
+ * The host directories Promtail must see: each glob's directory, mounted read-only at the
+ * same path, so the `filename` a line carries is the path an operator knows.
+ */
+export function hostLogDirectories(sources: LogSources): string[] {
+    const globs = [...sources.deepchatLogPaths, ...sources.ollamaLogPaths];
+    return [...new Set(globs.map((glob) => path.posix.dirname(glob)))].sort();
+}
+
+/** Promtail: tails DeepChat and Ollama log files and containers, and pushes to Loki. */
+export class Promtail extends pulumi.ComponentResource {
+    public readonly container: docker.Container;
+    public readonly positionsVolume: docker.Volume;
+    /** The rendered config, as uploaded into the container. */
+    public readonly configYaml: string;
+
+    constructor(name: string, args: PromtailArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("deepchat:observability:Promtail", name, {}, opts);
+
+        this.configYaml = renderPromtailConfig({
+            lokiPushUrl: args.lokiPushUrl,
+            hostLabel: args.hostLabel,
+            logSources: args.logSources,
+            positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
+            componentLabel: COMPONENT_LABEL,
+        });
+
+        const image = pinnedImage(`${name}-image`, args.image, this);
+        // Positions survive a restart or a replacement, so lines are neither re-sent nor skipped.
+        this.positionsVolume = dataVolume(
+            `${name}-positions`,
+            `${args.namePrefix}-promtail-positions`,
+            "promtail",
+            args.keepVolumeOnDestroy,
+            this,
+        );
+
+        const logDirectoryMounts: docker.types.input.ContainerMount[] = hostLogDirectories(args.logSources).map((directory) => ({
+            type: "bind",
+            source: directory,
+            target: directory,
+            readOnly: true,
+        }));
+
+        this.container = new docker.Container(
+            `${name}-container`,
+            {
+                name: `${args.namePrefix}-promtail`,
+                image: image.imageId,
+                ...serviceContainerDefaults("promtail"),
+                command: [`-config.file=${PROMTAIL_CONFIG_PATH}`],
+                uploads: [{ file: PROMTAIL_CONFIG_PATH, content: this.configYaml }],
+                mounts: [
+                    ...logDirectoryMounts,
+                    // Read-only stops writes to the socket file, not API calls: anything that can
+                    // reach the Docker socket is root-equivalent on the host. Promtail only lists
+                    // containers and reads their logs.
+                    { type: "bind", source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
+                    { type: "volume", source: this.positionsVolume.name, target: PROMTAIL_POSITIONS_DIR },
+                ],
+                networksAdvanced: [{ name: args.networkName }],
+                // Promtail's /ready stays 503 "Unable to find any logs to tail" until a log file
+                // or a container exists, which on a fresh box may be never; `wait` would then fail
+                // `pulumi up`. So the check asks whether its HTTP server answers (/metrics), over
+                // bash's /dev/tcp: the Ubuntu-based image has no curl or wget.
+                healthcheck: {
+                    tests: [
+                        "CMD",
+                        "bash",
+                        "-c",
+                        `exec 3<>/dev/tcp/127.0.0.1/${PROMTAIL_HTTP_PORT} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3`,
+                    ],
+                    interval: "15s",
+                    timeout: "5s",
+                    retries: 4,
+                    startPeriod: "10s",
+                },
+                wait: true,
+                waitTimeout: 120,
+            },
+            containerOptions(this),
+        );
+
+        this.registerOutputs({ container: this.container, positionsVolume: this.positionsVolume });
+    }
+}

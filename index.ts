@@ -1,0 +1,113 @@
+/**
+ * deepchat-observability: Loki, Promtail and Grafana (plus an Ollama probe) on the local
+ * Docker host, and the Grafana content that makes them useful. Wiring only: settings are
+ * read and validated once, and every component gets what it needs as args.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { COMPONENT_LABEL } from "./components/dockerDefaults";
+import { Grafana } from "./components/grafana";
+import { GrafanaContent } from "./components/grafanaContent";
+import { JOBS } from "./components/logSchema";
+import { Loki } from "./components/loki";
+import { OllamaProbe } from "./components/ollamaProbe";
+import { Promtail } from "./components/promtail";
+import { loadSettings } from "./components/settings";
+
+const settings = loadSettings();
+
+const network = new docker.Network("network", {
+    name: `${settings.namePrefix}-net`,
+    driver: "bridge",
+    labels: [{ label: COMPONENT_LABEL, value: "network" }],
+});
+
+const loki = new Loki("loki", {
+    namePrefix: settings.namePrefix,
+    image: settings.images.loki,
+    volumeInitImage: settings.images.volumeInit,
+    limits: settings.loki,
+    port: settings.loki.port,
+    bindAddress: settings.loki.bindAddress,
+    networkName: network.name,
+    keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
+});
+
+new Promtail(
+    "promtail",
+    {
+        namePrefix: settings.namePrefix,
+        image: settings.images.promtail,
+        lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push`,
+        hostLabel: settings.hostLabel,
+        logSources: settings.logSources,
+        networkName: network.name,
+        keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
+    },
+    // Only ordering: Promtail would retry pushes anyway, but starts with fewer errors.
+    { dependsOn: [loki] },
+);
+
+if (settings.ollamaProbe.enabled) {
+    new OllamaProbe("ollama-probe", {
+        namePrefix: settings.namePrefix,
+        image: settings.images.probe,
+        probe: settings.ollamaProbe,
+        networkName: network.name,
+    });
+}
+
+// Either a Grafana container of our own, or an existing Grafana the content is applied to.
+const grafanaSettings = settings.grafana;
+let grafana: Grafana | undefined;
+let grafanaTarget: { url: string; auth: pulumi.Output<string>; lokiUrl: string; ready: pulumi.Resource[] };
+if (grafanaSettings.kind === "container") {
+    const adminPassword =
+        grafanaSettings.adminPassword ??
+        new random.RandomPassword("grafana-admin-password", { length: 24, special: false }).result;
+    grafana = new Grafana("grafana", {
+        namePrefix: settings.namePrefix,
+        image: settings.images.grafana,
+        port: grafanaSettings.port,
+        bindAddress: grafanaSettings.bindAddress,
+        adminUser: grafanaSettings.adminUser,
+        adminPassword,
+        smtp: grafanaSettings.smtp,
+        networkName: network.name,
+        keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
+    });
+    grafanaTarget = {
+        url: grafana.url,
+        auth: pulumi.secret(pulumi.interpolate`${grafana.adminUser}:${grafana.adminPassword}`),
+        lokiUrl: loki.internalUrl,
+        ready: [grafana.container],
+    };
+} else {
+    grafanaTarget = { url: grafanaSettings.url, auth: grafanaSettings.auth, lokiUrl: grafanaSettings.lokiUrl, ready: [] };
+}
+
+const content = new GrafanaContent("content", {
+    grafanaUrl: grafanaTarget.url,
+    grafanaAuth: grafanaTarget.auth,
+    grafanaReady: grafanaTarget.ready,
+    lokiUrl: grafanaTarget.lokiUrl,
+    alerts: settings.alerts,
+    probeEnabled: settings.ollamaProbe.enabled,
+});
+
+const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;
+
+export const grafanaUrl = grafanaTarget.url;
+export const lokiUrl = `http://${lokiHost.includes(":") ? `[${lokiHost}]` : lokiHost}:${settings.loki.port}`;
+export const grafanaAdminUser = grafana?.adminUser;
+export const grafanaAdminPassword = grafana?.adminPassword;
+export const networkName = network.name;
+export const lokiDatasourceUid = content.datasourceUid;
+export const dashboardUids = content.dashboardUids;
+export const dashboardUrls = content.dashboardUrls;
+export const alertRuleTitles = content.alertRuleTitles;
+export const collectedLogPaths = {
+    [JOBS.deepchatWebui]: settings.logSources.deepchatLogPaths,
+    [JOBS.ollamaService]: settings.logSources.ollamaLogPaths,
+};
