@@ -7,6 +7,7 @@
  *   const loki = stack.one("docker:index/container:Container", "loki");
  */
 import * as pulumi from "@pulumi/pulumi";
+import { getMonitor } from "@pulumi/pulumi/runtime/settings";
 import { vi } from "vitest";
 import { CONFIG_NAMESPACE } from "../components/settings";
 
@@ -22,7 +23,29 @@ export interface RecordedResource {
     /** Dotted paths of inputs that arrived as secrets ("envs", "datas.0.model", ...). */
     readonly secretPaths: string[];
     readonly provider: string;
+    /** Resource options as the engine receives them. */
+    readonly options: RecordedOptions;
 }
+
+export interface RecordedOptions {
+    readonly urn: string;
+    readonly parent: string;
+    /** URNs this resource waits for (dependsOn and input dependencies). */
+    readonly dependencies: string[];
+    readonly retainOnDelete: boolean;
+    readonly deleteBeforeReplace: boolean;
+}
+
+/** The parts of the engine's RegisterResource request the recorder reads. */
+interface RegisterResourceRequest {
+    getType(): string;
+    getName(): string;
+    getParent(): string;
+    getDependenciesList(): string[];
+    getRetainondelete(): boolean | undefined;
+    getDeletebeforereplace(): boolean;
+}
+type RegisterResource = (request: RegisterResourceRequest, callback: (error: unknown, response?: { getUrn(): string }) => void) => void;
 
 /** Values some providers compute on create, so outputs that depend on them resolve. */
 function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
@@ -101,7 +124,8 @@ export async function runWithMocks(
     secrets: Record<string, string>,
     body: () => Promise<Record<string, unknown>>,
 ): Promise<ProgramRun> {
-    const resources: RecordedResource[] = [];
+    const resources: Array<Omit<RecordedResource, "options">> = [];
+    const options = new Map<string, RecordedOptions>();
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries({ ...config, ...secrets })) {
         allConfig[`${CONFIG_NAMESPACE}:${key}`] = value;
@@ -126,6 +150,22 @@ export async function runWithMocks(
         "dev",
         false,
     );
+    // The mock monitor hands newResource only the inputs; options are read off the request.
+    const monitor = getMonitor() as unknown as { registerResource: RegisterResource };
+    const registerResource = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (request, callback) =>
+        registerResource(request, (error, response) => {
+            if (response) {
+                options.set(`${request.getType()}::${request.getName()}`, {
+                    urn: response.getUrn(),
+                    parent: request.getParent(),
+                    dependencies: request.getDependenciesList(),
+                    retainOnDelete: request.getRetainondelete() ?? false,
+                    deleteBeforeReplace: request.getDeletebeforereplace(),
+                });
+            }
+            callback(error, response);
+        });
     const exported = await body();
     const outputs: Record<string, unknown> = {};
     const secretOutputs = new Set<string>();
@@ -139,7 +179,17 @@ export async function runWithMocks(
     }
     // Let registrations queued behind those outputs reach the mock monitor.
     for (let tick = 0; tick < 20; tick++) await new Promise((resolve) => setImmediate(resolve));
-    return new ProgramRun(resources, outputs, secretOutputs);
+    const recorded = resources.map((resource) => ({
+        ...resource,
+        options: options.get(`${resource.type}::${resource.name}`) ?? {
+            urn: "",
+            parent: "",
+            dependencies: [],
+            retainOnDelete: false,
+            deleteBeforeReplace: false,
+        },
+    }));
+    return new ProgramRun(recorded, outputs, secretOutputs);
 }
 
 /** Runs index.ts, freshly imported, with the given stack config. */
