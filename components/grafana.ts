@@ -6,6 +6,20 @@ import type { SmtpSettings } from "./settings";
 export const GRAFANA_HTTP_PORT = 3000;
 export const GRAFANA_DATA_DIR = "/var/lib/grafana";
 
+/**
+ * Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database, so a password
+ * changed in stack config later would lock the Grafana provider out. Before the image's own
+ * entrypoint (/run.sh) starts the server, reset the admin password to the configured one; on
+ * the very first start there is no admin yet, the reset fails quietly, and the server creates
+ * the admin from the same variable. The password goes through stdin, never argv or the log.
+ */
+export const GRAFANA_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    'printf \'%s\' "$GF_SECURITY_ADMIN_PASSWORD" | grafana cli --homepath "$GF_PATHS_HOME" --config "$GF_PATHS_CONFIG" ' +
+        "admin reset-admin-password --password-from-stdin >/dev/null 2>&1 || true; exec /run.sh",
+];
+
 export interface GrafanaArgs {
     /** Prefix of the container, volume and image resource names on the Docker host. */
     readonly namePrefix: string;
@@ -17,7 +31,7 @@ export interface GrafanaArgs {
     readonly bindAddress: string;
     /** Admin login. */
     readonly adminUser: pulumi.Input<string>;
-    /** Admin password; a secret. Grafana applies it on first start only (see README). */
+    /** Admin password; a secret. Re-applied on every start, so config stays the truth. */
     readonly adminPassword: pulumi.Input<string>;
     /** Mail relay for the e-mail contact point; without it Grafana sends no mail. */
     readonly smtp?: SmtpSettings;
@@ -102,6 +116,7 @@ export class Grafana extends pulumi.ComponentResource {
                 name: `${args.namePrefix}-grafana`,
                 image: image.imageId,
                 ...serviceContainerDefaults("grafana"),
+                entrypoints: GRAFANA_ENTRYPOINT,
                 envs: grafanaEnvironment(args, this.url),
                 mounts: [{ type: "volume", source: this.dataVolume.name, target: GRAFANA_DATA_DIR }],
                 networksAdvanced: [{ name: args.networkName }],

@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
+import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
 import { DEFAULT_IMAGES } from "../components/settings";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
@@ -173,6 +174,8 @@ describe("the default stack", () => {
         ]) {
             expect(envs).toContain(setting);
         }
+        // The configured password is re-applied on every start (see test/grafanaContainer.test.ts).
+        expect(container(stack, "grafana").inputs.entrypoints).toEqual(GRAFANA_ENTRYPOINT);
     });
 
     it("generates the admin password and keeps it secret everywhere it flows", () => {
