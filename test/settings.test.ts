@@ -38,7 +38,7 @@ function problemsOf(values: Record<string, unknown>, secrets: Record<string, str
 }
 
 function withoutOutputs(settings: Settings): unknown {
-    return JSON.parse(JSON.stringify(settings, (key, value) => (pulumi.Output.isInstance(value) ? "<output>" : value)));
+    return JSON.parse(JSON.stringify(settings, (_key, value) => (pulumi.Output.isInstance(value) ? "<output>" : value)));
 }
 
 const projectFile = fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8");

@@ -32,8 +32,10 @@ export function canaryHostLabel(hostname: string = os.hostname()): string {
     return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(hostname) ? hostname : "verify";
 }
 
-/** Stream labels of the pushed canary: only contract labels, each with a fixed value. */
-export function canaryStreamLabels(host: string): Readonly<Partial<Record<StreamLabel, string>>> {
+export type CanaryLabels = Readonly<Pick<Record<StreamLabel, string>, "job" | "host" | "level">>;
+
+/** Stream labels of the pushed canary: only contract labels (checked by the type), each with a fixed value. */
+export function canaryStreamLabels(host: string): CanaryLabels {
     return { job: JOBS.deepchatWebui, host, level: "info" };
 }
 
@@ -45,6 +47,11 @@ export function pushRequestBody(labels: Readonly<Record<string, string>>, line: 
 /** `{job="…"} |= "<tag>"`: a line filter finds the tag without any label carrying it. */
 export function canaryQuery(job: string, tag: string): string {
     return `{job=${logqlString(job)}} |= ${logqlString(tag)}`;
+}
+
+/** The same line filter over every job: tells "arrived with the wrong job" from "never arrived". */
+export function anyJobCanaryQuery(tag: string): string {
+    return `{job=~".+"} |= ${logqlString(tag)}`;
 }
 
 function logqlString(value: string): string {
@@ -97,9 +104,11 @@ export function fileGlobToRegExp(glob: string): RegExp {
 
 /**
  * A file name the glob matches, preferring `verify-canary.log`: the canary gets its own file
- * and never touches the application's logs. Undefined when no simple name fits.
+ * and never touches the application's logs. Undefined when no simple name fits, and for a
+ * glob without wildcards: its only match is the application's own log file.
  */
 export function canaryFileName(fileNameGlob: string): string | undefined {
+    if (!/[*?[{]/.test(fileNameGlob)) return undefined;
     const pattern = fileGlobToRegExp(fileNameGlob);
     const substituted = fileNameGlob
         .replace(/\{([^},]*)[^}]*\}/g, "$1")
@@ -134,7 +143,7 @@ export async function chooseCanaryFile(
             const directory = path.posix.dirname(glob);
             const fileName = canaryFileName(path.posix.basename(glob));
             if (fileName === undefined) {
-                reasons.push(`${glob}: no simple file name matches this glob`);
+                reasons.push(`${glob}: no file name of our own matches this glob (verify never writes into an application's log file)`);
                 continue;
             }
             const filePath = path.posix.join(directory, fileName);
