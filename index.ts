@@ -94,6 +94,7 @@ const content = new GrafanaContent("content", {
     lokiUrl: grafanaTarget.lokiUrl,
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
+    probeIntervalSeconds: settings.ollamaProbe.intervalSeconds,
 });
 
 const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;

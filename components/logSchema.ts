@@ -65,6 +65,6 @@ export const PROBE_FIELDS = [
     "size_vram_bytes", // sum of size_vram over loaded models; 0 without a GPU
     "size_bytes", // sum of size over loaded models
     "expires_at", // the earliest expires_at of the loaded models, "" when none
-    "error", // why the probe failed, "" when up
+    "error", // why a call failed: up=0 → /api/version failed; up=1 with error → /api/ps failed; "" when both answered
 ] as const;
 export type ProbeField = (typeof PROBE_FIELDS)[number];

@@ -85,6 +85,8 @@ export class Promtail extends pulumi.ComponentResource {
                     // reach the Docker socket is root-equivalent on the host. Promtail only lists
                     // containers and reads their logs.
                     { type: "bind", source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
+                    // Gin's access lines carry no zone; the file job reads them in the box's zone.
+                    { type: "bind", source: "/etc/localtime", target: "/etc/localtime", readOnly: true },
                     { type: "volume", source: this.positionsVolume.name, target: PROMTAIL_POSITIONS_DIR },
                 ],
                 networksAdvanced: [{ name: args.networkName }],

@@ -58,6 +58,11 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
             return { name: inputs.name ?? name };
         case "docker:index/container:Container":
             return { name: inputs.name ?? name, exitCode: 0 };
+        case "grafana:oss/dashboard:Dashboard": {
+            // As the real provider does: the uid is the one inside the dashboard JSON.
+            const uid = (JSON.parse(String(inputs.configJson)) as { uid: string }).uid;
+            return { uid, url: `http://grafana.mock/d/${uid}` };
+        }
         default:
             if (type.startsWith("grafana:")) {
                 return { uid: inputs.uid ?? `${name}-uid`, url: `http://grafana.mock/${name}` };

@@ -72,7 +72,7 @@ describe("the default stack", () => {
         expect(container(stack, "loki").inputs.ports).toEqual([{ internal: 3100, external: 3100, ip: "127.0.0.1" }]);
         expect(container(stack, "grafana").inputs.ports).toEqual([{ internal: 3000, external: 3000, ip: "127.0.0.1" }]);
         expect(container(stack, "promtail").inputs.ports).toBeUndefined();
-        expect(stack.one(CONTAINER, "ollama-probe").inputs.ports).toBeUndefined();
+        expect(stack.one(CONTAINER, "ollama-probe-container").inputs.ports).toBeUndefined();
         expect(stack.outputs.grafanaUrl).toBe("http://127.0.0.1:3000");
         expect(stack.outputs.lokiUrl).toBe("http://127.0.0.1:3100");
     });
@@ -90,7 +90,7 @@ describe("the default stack", () => {
     it("mounts host logs and the Docker socket read-only, and keeps state on named volumes", () => {
         const promtailMounts = container(stack, "promtail").inputs.mounts as Mount[];
         const binds = promtailMounts.filter((mount) => mount.type === "bind");
-        expect(binds.map((mount) => mount.source).sort()).toEqual(["/var/log/deepchat", "/var/log/ollama", "/var/run/docker.sock"]);
+        expect(binds.map((mount) => mount.source).sort()).toEqual(["/etc/localtime", "/var/log/deepchat", "/var/log/ollama", "/var/run/docker.sock"]);
         for (const bind of binds) expect(bind, bind.source).toMatchObject({ target: bind.source, readOnly: true });
         expect(promtailMounts).toContainEqual({ type: "volume", source: "obs-promtail-positions", target: "/var/lib/promtail" });
         expect(container(stack, "loki").inputs.mounts).toEqual([{ type: "volume", source: "obs-loki-data", target: "/loki" }]);
@@ -104,7 +104,7 @@ describe("the default stack", () => {
     });
 
     it("restarts services, rotates their logs, and replaces them delete-first (fixed names and ports)", () => {
-        for (const suffix of ["loki-container", "promtail-container", "grafana-container", "ollama-probe"]) {
+        for (const suffix of ["loki-container", "promtail-container", "grafana-container", "ollama-probe-container"]) {
             const resource = stack.one(CONTAINER, suffix);
             expect(resource.inputs, suffix).toMatchObject({ restart: "unless-stopped", logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "3" } });
             expect(resource.options.deleteBeforeReplace, suffix).toBe(true);
@@ -255,7 +255,7 @@ describe("stack settings", () => {
 
     it("skip the probe container when the probe is off", async () => {
         const stack = await runProgram({ ...BASE, ollamaProbe: JSON.stringify({ enabled: false }) });
-        expect(stack.find(CONTAINER, "ollama-probe")).toBeUndefined();
+        expect(stack.find(CONTAINER, "ollama-probe-container")).toBeUndefined();
         expect(stack.ofType(CONTAINER)).toHaveLength(4);
     });
 
@@ -299,7 +299,7 @@ describe("a config change touches only the affected container", () => {
         ["Loki retention", { loki: JSON.stringify({ retention: "30d" }) }, `${CONTAINER}::loki-container`],
         ["Loki ingestion limit", { loki: JSON.stringify({ ingestionRateMb: 6, ingestionBurstSizeMb: 12 }) }, `${CONTAINER}::loki-container`],
         ["container patterns", { logSources: JSON.stringify({ containerPatterns: ["chat-*"] }) }, `${CONTAINER}::promtail-container`],
-        ["probe interval", { ollamaProbe: JSON.stringify({ intervalSeconds: 30 }) }, `${CONTAINER}::ollama-probe`],
+        ["probe interval", { ollamaProbe: JSON.stringify({ intervalSeconds: 30 }) }, `${CONTAINER}::ollama-probe-container`],
         ["Grafana mail relay", { smtp: JSON.stringify({ host: "smtp.lab.example:25", fromAddress: "g@lab.example" }) }, `${CONTAINER}::grafana-container`],
     ])("%s", async (_change, config, expected) => {
         const changed = await runProgram({ ...BASE, ...config });

@@ -1,0 +1,269 @@
+/**
+ * Shared LogQL factories for the dashboards and the alert rules. Pure functions: each
+ * returns the LogQL text, and test/logql.test.ts parses every one of them.
+ *
+ * What the queries may rely on (components/logSchema.ts, built by the Promtail pipelines):
+ * - stream labels job, host, container, level (lower case), status_class (2xx/4xx/5xx);
+ * - structured metadata status, method, path, duration (a Go duration string), source,
+ *   error, stream, filename — usable without a parser stage;
+ * - probe lines (job ollama-probe) are JSON with PROBE_FIELDS, read with `| json`.
+ */
+import { JOBS, LEVELS, STATUS_CLASSES, type JobName, type ProbeField } from "../components/logSchema";
+
+/** A value of the `level` stream label. */
+export type LevelValue = (typeof LEVELS)[number];
+/** A value of the `status_class` stream label. */
+export type StatusClassValue = (typeof STATUS_CLASSES)[number];
+
+/** Grafana's interval for `$__auto`: the range that fits the panel's step. */
+export const AUTO_RANGE = "$__auto";
+/** Grafana's dashboard time range as a LogQL range, for instant (table) queries. */
+export const DASHBOARD_RANGE = "$__range";
+/** Name of the overview's keyword variable (`${keyword}` in the live log stream). */
+export const KEYWORD_VARIABLE = "keyword";
+
+/**
+ * Ollama's Gin access lines start with this marker. In the common packaging DeepChat and
+ * Ollama share one container (job deepchat-container), so this separates Ollama's HTTP
+ * responses from DeepChat's own. `[GIN-debug]` route-table lines do not contain it.
+ */
+export const GIN_ACCESS_MARKER = "[GIN]";
+
+/** Where DeepChat web UI lines are: its log files and the container that runs it. */
+export const DEEPCHAT_JOBS: readonly JobName[] = [JOBS.deepchatWebui, JOBS.deepchatContainer];
+/** Where Ollama server lines are: its log files and the container it may share with DeepChat. */
+export const OLLAMA_JOBS: readonly JobName[] = [JOBS.ollamaService, JOBS.deepchatContainer];
+/** Every job that carries application logs (all but the probe). */
+export const SERVICE_JOBS: readonly JobName[] = [JOBS.deepchatWebui, JOBS.ollamaService, JOBS.deepchatContainer];
+
+/** Levels that mark a problem (the pipelines lower-case `level`). */
+export const PROBLEM_LEVELS: readonly LevelValue[] = ["warn", "warning", "error", "critical", "fatal"];
+/** Every status class an HTTP response can have. */
+export const ANY_STATUS: readonly StatusClassValue[] = STATUS_CLASSES;
+
+/** A LogQL double-quoted string. LogQL strings use Go's escapes, which JSON's match for our text. */
+export function logqlString(text: string): string {
+    return JSON.stringify(text);
+}
+
+type MatchOp = "=" | "=~";
+
+/** `label="v"` for one value, `label=~"a|b"` for several (values are plain names, no regex characters). */
+function oneOf(label: string, values: readonly string[]): string {
+    if (values.length === 0) throw new Error(`oneOf(${label}): at least one value is required`);
+    const op: MatchOp = values.length === 1 ? "=" : "=~";
+    return `${label}${op}${logqlString(values.join("|"))}`;
+}
+
+/** A stream selector on the jobs, optionally narrowed by level and status_class. */
+export function streamSelector(
+    jobs: readonly JobName[],
+    narrow: { readonly levels?: readonly LevelValue[]; readonly statusClasses?: readonly StatusClassValue[] } = {},
+): string {
+    const matchers = [oneOf("job", jobs)];
+    if (narrow.levels) matchers.push(oneOf("level", narrow.levels));
+    if (narrow.statusClasses) matchers.push(oneOf("status_class", narrow.statusClasses));
+    return `{${matchers.join(", ")}}`;
+}
+
+/** DeepChat's own HTTP access lines (not Ollama's Gin lines from a shared container). */
+export function deepchatResponses(statusClasses: readonly StatusClassValue[] = ANY_STATUS): string {
+    return `${streamSelector(DEEPCHAT_JOBS, { statusClasses })} != ${logqlString(GIN_ACCESS_MARKER)}`;
+}
+
+/** Ollama's Gin access lines. */
+export function ollamaResponses(statusClasses: readonly StatusClassValue[] = ANY_STATUS): string {
+    return `${streamSelector(OLLAMA_JOBS, { statusClasses })} |= ${logqlString(GIN_ACCESS_MARKER)}`;
+}
+
+/** The numeric fields of the probe's JSON lines (a subset of logSchema.ts PROBE_FIELDS). */
+export type ProbeNumberField = Extract<ProbeField, "up" | "latency_ms" | "models_loaded" | "size_vram_bytes" | "size_bytes">;
+
+/**
+ * `{job="ollama-probe"} | json f="f", ...`: probe lines with only the named fields as
+ * labels. Extracting just what the query reads keeps one series per stream instead of one
+ * per line (latency_ms, expires_at, ... differ on every line).
+ */
+export function probeLines(...fields: readonly ProbeField[]): string {
+    if (fields.length === 0) throw new Error("probeLines: name the fields to extract");
+    return `${streamSelector([JOBS.ollamaProbe])} | json ${fields.map((field) => `${field}=${logqlString(field)}`).join(", ")}`;
+}
+
+/**
+ * One probe field as a sample: `fn({probe} | json field | unwrap field | __error__="" [range])`.
+ * `__error__=""` drops lines that were no JSON or whose field was no number.
+ */
+export function probeSample(
+    fn: "last_over_time" | "max_over_time" | "min_over_time",
+    field: ProbeNumberField,
+    range: string,
+    alsoExtract: readonly ProbeField[] = [],
+): string {
+    return `${fn}(${probeLines(field, ...alsoExtract)} | unwrap ${field} | __error__="" [${range}])`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Health (overview stats and alert rules)
+// ---------------------------------------------------------------------------------------
+
+/**
+ * HTTP 5xx responses logged by DeepChat and Ollama in `window`. `or vector(0)` turns "no
+ * errors" (Loki returns an empty vector) into 0, so an alert sees Normal, not No Data.
+ * Shared by the overview's DeepChat stat and the "DeepChat high error rate" rule, so the
+ * stat shows exactly what the rule evaluates.
+ */
+export function serverErrorCount(window: string): string {
+    return `sum(count_over_time(${streamSelector(SERVICE_JOBS, { statusClasses: ["5xx"] })} [${window}])) or vector(0)`;
+}
+
+/**
+ * 1 when at least one probe call in `window` reached Ollama, 0 when every call failed, and
+ * nothing when there was no probe line at all (the probe itself is gone).
+ */
+export function ollamaAnsweredProbe(window: string): string {
+    return `max(${probeSample("max_over_time", "up", window)})`;
+}
+
+/** The most recent probe result (1 up, 0 down) within `lookback`. */
+export function ollamaUpNow(lookback: string): string {
+    return `max(${probeSample("last_over_time", "up", lookback)})`;
+}
+
+/**
+ * Fallback for "Ollama down" when the probe is disabled: DeepChat lines saying it could
+ * not connect to Ollama. Only sees an outage while someone is chatting.
+ */
+export function ollamaConnectionFailures(window: string): string {
+    return (
+        `sum(count_over_time(${streamSelector(DEEPCHAT_JOBS)} != ${logqlString(GIN_ACCESS_MARKER)}` +
+        ` |~ ${logqlString("(?i)(ollama|11434)")}` +
+        ` |~ ${logqlString("(?i)(connection refused|failed to connect|cannot connect|connecterror|connection error)")}` +
+        ` [${window}])) or vector(0)`
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Traffic
+// ---------------------------------------------------------------------------------------
+
+/** Average responses per minute over each step. */
+export function responsesPerMinute(lines: string): string {
+    return `sum(rate(${lines} [${AUTO_RANGE}])) * 60`;
+}
+
+/** Share of DeepChat responses with status 4xx and 5xx (one series per class, 0..1). */
+export function deepchatErrorShare(): string {
+    const errors = `sum by (status_class) (count_over_time(${deepchatResponses(["4xx", "5xx"])} [${AUTO_RANGE}]))`;
+    const all = `sum(count_over_time(${deepchatResponses()} [${AUTO_RANGE}]))`;
+    return `${errors} / ignoring(status_class) group_left ${all}`;
+}
+
+/** Latency quantile of DeepChat's responses, from the normalized `duration` metadata. */
+export function deepchatLatencyQuantile(quantile: number): string {
+    if (!(quantile > 0 && quantile < 1)) throw new Error(`deepchatLatencyQuantile: quantile ${quantile} must be between 0 and 1`);
+    return `quantile_over_time(${quantile}, ${deepchatResponses()} | unwrap duration(duration) | __error__="" [${AUTO_RANGE}]) by (job)`;
+}
+
+/** Every application line matching the keyword variable, case-insensitive. */
+export function keywordLogLines(): string {
+    return `${streamSelector(SERVICE_JOBS)} |~ ${logqlString(`(?i)\${${KEYWORD_VARIABLE}}`)}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Ollama model status and saturation
+// ---------------------------------------------------------------------------------------
+
+/** How far back the "now" stats look for the latest probe line. Covers the longest probe interval (300 s). */
+export const PROBE_LOOKBACK = "5m";
+
+/** Number of loaded models, one series per `model_names` value (the legend shows the names). */
+export function loadedModels(): string {
+    return `max by (model_names) (${probeSample("last_over_time", "models_loaded", PROBE_LOOKBACK, ["model_names"])})`;
+}
+
+/** Share of the loaded models' size that sits in GPU memory (1 = fully on the GPU). */
+export function modelShareOnGpu(): string {
+    return `max(${probeSample("last_over_time", "size_vram_bytes", PROBE_LOOKBACK)}) / max(${probeSample("last_over_time", "size_bytes", PROBE_LOOKBACK)})`;
+}
+
+/** Bytes of the loaded models in GPU memory (`size_vram_bytes`) or in total (`size_bytes`), per step. */
+export function modelMemory(field: "size_vram_bytes" | "size_bytes"): string {
+    return `max(${probeSample("last_over_time", field, AUTO_RANGE)})`;
+}
+
+/** Ollama's HTTP 503 answers ("server busy": too many queued requests), per step. */
+export function ollamaBusyResponses(): string {
+    return `sum(count_over_time(${ollamaResponses(["5xx"])} | status="503" [${AUTO_RANGE}]))`;
+}
+
+/** DeepChat lines reporting that Ollama was busy, per step. */
+export function serverBusyMentions(): string {
+    return `sum(count_over_time(${streamSelector(DEEPCHAT_JOBS)} != ${logqlString(GIN_ACCESS_MARKER)} |~ ${logqlString("(?i)(server busy|maximum pending requests)")} [${AUTO_RANGE}]))`;
+}
+
+/** The probe's round trip to /api/version in ms, worst per step. */
+export function probeLatencyMs(): string {
+    return `max(${probeSample("max_over_time", "latency_ms", AUTO_RANGE)})`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Troubleshooting
+// ---------------------------------------------------------------------------------------
+
+const STREAMING_KEYWORDS = "(?i)(stream|chunk)";
+// Ollama prints its settings at start (`OLLAMA_LOAD_TIMEOUT:5m0s`); that is no timeout.
+const TIMEOUT_KEYWORDS = "(?i)(timeout|timed out|deadline exceeded)";
+const OLLAMA_SETTINGS_DUMP = "OLLAMA_[A-Z_]*TIMEOUT";
+
+/** DeepChat lines about streaming (responses are streamed chunk by chunk from Ollama). */
+export function streamingLines(): string {
+    return `${streamSelector(DEEPCHAT_JOBS)} != ${logqlString(GIN_ACCESS_MARKER)} |~ ${logqlString(STREAMING_KEYWORDS)}`;
+}
+
+/** Streaming lines at warning level or worse, per step and job. */
+export function streamingFailures(): string {
+    return `sum by (job) (count_over_time(${streamSelector(DEEPCHAT_JOBS, { levels: PROBLEM_LEVELS })} != ${logqlString(GIN_ACCESS_MARKER)} |~ ${logqlString(STREAMING_KEYWORDS)} [${AUTO_RANGE}]))`;
+}
+
+/** Lines about timeouts from DeepChat and Ollama ("context deadline exceeded" included). */
+export function timeoutLines(): string {
+    return `${streamSelector(SERVICE_JOBS)} |~ ${logqlString(TIMEOUT_KEYWORDS)} !~ ${logqlString(OLLAMA_SETTINGS_DUMP)}`;
+}
+
+/** Timeout lines per step and job. */
+export function timeoutsPerJob(): string {
+    return `sum by (job) (count_over_time(${timeoutLines()} [${AUTO_RANGE}]))`;
+}
+
+/** Ollama requests that took at least `atLeast` (a LogQL duration), per step. */
+export function slowOllamaRequests(atLeast: string): string {
+    return `sum(count_over_time(${ollamaResponses()} | duration >= ${atLeast} | __error__="" [${AUTO_RANGE}]))`;
+}
+
+/** Ollama's error lines (slog, with a `source` such as `sched.go:123`). */
+export function ollamaErrorLines(): string {
+    return `${streamSelector(OLLAMA_JOBS, { levels: ["error"] })} | source!=""`;
+}
+
+/** Cuts the line number off slog's `source` (`sched.go:123` → `sched.go`); RE2 and JS read it alike. */
+export const SOURCE_LINE_NUMBER = ":[0-9]+$";
+
+/**
+ * The 10 Ollama source files with the most error lines in the dashboard's range. The
+ * line number is cut from `source` at query time, so `sched.go:123` and `sched.go:456`
+ * count together.
+ */
+export function ollamaErrorsBySourceFile(): string {
+    const sourceFile = `\`{{ regexReplaceAll ${JSON.stringify(SOURCE_LINE_NUMBER)} .source "" }}\``;
+    return `topk(10, sum by (source_file) (count_over_time(${ollamaErrorLines()} | label_format source_file=${sourceFile} [${DASHBOARD_RANGE}])))`;
+}
+
+/** The 15 slowest request kinds in the dashboard's range: max duration by job, method, path and status. */
+export function slowestRequests(): string {
+    return `topk(15, max_over_time(${streamSelector(SERVICE_JOBS, { statusClasses: ANY_STATUS })} | unwrap duration(duration) | __error__="" [${DASHBOARD_RANGE}]) by (job, method, path, status))`;
+}
+
+/** Individual requests slower than `atLeast`. */
+export function slowRequestLines(atLeast: string): string {
+    return `${streamSelector(SERVICE_JOBS, { statusClasses: ANY_STATUS })} | duration >= ${atLeast} | __error__=""`;
+}

@@ -1,0 +1,194 @@
+/// <reference path="./foundationSdk.d.ts" />
+/**
+ * "DeepChat troubleshooting": where the overview's panels lead. Streaming failures, Ollama
+ * timeouts, Ollama errors by source file, the slowest requests.
+ * One function per panel; the LogQL comes from ./queries.ts.
+ */
+import * as common from "@grafana/grafana-foundation-sdk/common";
+import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
+import * as logs from "@grafana/grafana-foundation-sdk/logs";
+import * as table from "@grafana/grafana-foundation-sdk/table";
+import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
+import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
+import { dashboardLinkTo, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import {
+    ollamaErrorLines,
+    ollamaErrorsBySourceFile,
+    slowOllamaRequests,
+    slowRequestLines,
+    slowestRequests,
+    streamingFailures,
+    streamingLines,
+    timeoutLines,
+    timeoutsPerJob,
+} from "./queries";
+
+/** Ollama requests at least this slow count as (near) timeouts; DeepChat's client gives up at 120 s. */
+export const SLOW_OLLAMA_REQUEST = "60s";
+/** Requests listed one by one in "Requests slower than ...". */
+export const SLOW_REQUEST = "30s";
+
+/** Every panel leads back to the overview for the same time range. */
+function overviewLink(): dashboard.DashboardLinkBuilder {
+    return panelLinkTo("Back to the overview (same time range)", DASHBOARD_UIDS.overview);
+}
+
+function logsPanel(id: number, title: string, description: string, expr: string, options: DashboardOptions): logs.PanelBuilder {
+    return new logs.PanelBuilder()
+        .id(id)
+        .title(title)
+        .description(description)
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, expr, { refId: "A", maxLines: 500 }))
+        .showTime(true)
+        .wrapLogMessage(true)
+        .enableLogDetails(true)
+        .sortOrder(common.LogsSortOrder.Descending)
+        .dedupStrategy(common.LogsDedupStrategy.None)
+        .links([overviewLink()])
+        .height(9)
+        .span(16);
+}
+
+// ---------------------------------------------------------------- streaming failures
+
+export function streamingRow(): dashboard.RowBuilder {
+    return new dashboard.RowBuilder("Streaming failures").id(IDS.streamingRow);
+}
+
+export function streamingFailuresPanel(options: DashboardOptions): timeseries.PanelBuilder {
+    return new timeseries.PanelBuilder()
+        .id(IDS.streamingFailures)
+        .title("Streaming failures")
+        .description("DeepChat lines about streaming (stream|chunk) at warning level or worse: the answer broke off mid-stream.")
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, streamingFailures(), { refId: "A", legend: "{{job}}" }))
+        .drawStyle(common.GraphDrawStyle.Bars)
+        .fillOpacity(60)
+        .unit("short")
+        .min(0)
+        .links([overviewLink()])
+        .height(9)
+        .span(8);
+}
+
+export function streamingLinesPanel(options: DashboardOptions): logs.PanelBuilder {
+    return logsPanel(
+        IDS.streamingFailureLines,
+        "Streaming lines (DeepChat)",
+        'Every DeepChat line mentioning stream or chunk, e.g. level=error msg="Failed to stream response from Ollama" error="context deadline exceeded".',
+        streamingLines(),
+        options,
+    );
+}
+
+// ---------------------------------------------------------------- timeouts
+
+export function timeoutsRow(): dashboard.RowBuilder {
+    return new dashboard.RowBuilder("Ollama timeouts").id(IDS.timeoutsRow);
+}
+
+export function timeoutsPanel(options: DashboardOptions): timeseries.PanelBuilder {
+    return new timeseries.PanelBuilder()
+        .id(IDS.timeouts)
+        .title("Timeouts and slow Ollama requests")
+        .description(`Lines mentioning a timeout (incl. "context deadline exceeded"), by job, and Ollama requests that took ${SLOW_OLLAMA_REQUEST} or more.`)
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, timeoutsPerJob(), { refId: "A", legend: "timeout lines {{job}}" }))
+        .withTarget(lokiQuery(options.datasourceUid, slowOllamaRequests(SLOW_OLLAMA_REQUEST), { refId: "B", legend: `Ollama requests >= ${SLOW_OLLAMA_REQUEST}` }))
+        .drawStyle(common.GraphDrawStyle.Bars)
+        .fillOpacity(60)
+        .unit("short")
+        .min(0)
+        .links([overviewLink()])
+        .height(9)
+        .span(8);
+}
+
+export function timeoutLinesPanel(options: DashboardOptions): logs.PanelBuilder {
+    return logsPanel(IDS.timeoutLines, "Timeout lines", "DeepChat and Ollama lines mentioning timeout, timed out or deadline exceeded.", timeoutLines(), options);
+}
+
+// ---------------------------------------------------------------- Ollama errors
+
+export function ollamaErrorsRow(): dashboard.RowBuilder {
+    return new dashboard.RowBuilder("Ollama errors").id(IDS.ollamaErrorsRow);
+}
+
+export function ollamaErrorsBySourceFilePanel(options: DashboardOptions): table.PanelBuilder {
+    return new table.PanelBuilder()
+        .id(IDS.ollamaErrorsBySourceFile)
+        .title("Ollama errors by source file")
+        .description("Ollama's level=error lines in the selected time range, counted by the Go source file that logged them (source=sched.go:123 counts as sched.go).")
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, ollamaErrorsBySourceFile(), { refId: "A", instant: true, legend: "{{source_file}}" }))
+        .transformations(seriesToRowsTransformations())
+        .overrideByName("Field", [{ id: "displayName", value: "Source file" }])
+        .overrideByName("Last *", [
+            { id: "displayName", value: "Error lines" },
+            { id: "unit", value: "short" },
+        ])
+        .links([overviewLink()])
+        .height(9)
+        .span(8);
+}
+
+export function ollamaErrorLinesPanel(options: DashboardOptions): logs.PanelBuilder {
+    return logsPanel(IDS.ollamaErrorLines, "Ollama error lines", "Ollama's level=error lines; the source and error fields are in each line's details.", ollamaErrorLines(), options);
+}
+
+// ---------------------------------------------------------------- slowest requests
+
+export function slowRequestsRow(): dashboard.RowBuilder {
+    return new dashboard.RowBuilder("Slowest requests").id(IDS.slowRequestsRow);
+}
+
+export function slowestRequestsPanel(options: DashboardOptions): table.PanelBuilder {
+    return new table.PanelBuilder()
+        .id(IDS.slowestRequests)
+        .title("Slowest requests in the time range")
+        .description("Longest duration per job, method, path and status, from DeepChat's and Ollama's access lines.")
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, slowestRequests(), { refId: "A", instant: true, legend: "{{status}} {{method}} {{path}} ({{job}})" }))
+        .transformations(seriesToRowsTransformations())
+        .overrideByName("Field", [{ id: "displayName", value: "Request" }])
+        .overrideByName("Last *", [
+            { id: "displayName", value: "Max duration" },
+            { id: "unit", value: "s" },
+        ])
+        .links([overviewLink()])
+        .height(9)
+        .span(12);
+}
+
+export function slowRequestLinesPanel(options: DashboardOptions): logs.PanelBuilder {
+    return logsPanel(IDS.slowRequestLines, `Requests slower than ${SLOW_REQUEST}`, `Access lines of DeepChat and Ollama whose duration is ${SLOW_REQUEST} or more.`, slowRequestLines(SLOW_REQUEST), options).span(12);
+}
+
+// ---------------------------------------------------------------- dashboard
+
+export function troubleshootingDashboard(options: DashboardOptions): dashboard.DashboardBuilder {
+    return new dashboard.DashboardBuilder("DeepChat troubleshooting")
+        .uid(DASHBOARD_UIDS.troubleshooting)
+        .description("Why is DeepChat failing? Streaming failures, Ollama timeouts and errors, the slowest requests.")
+        .tags(["deepchat", "ollama", "loki"])
+        .timezone("browser")
+        .time({ from: "now-3h", to: "now" })
+        .refresh("1m")
+        // Pulumi owns this dashboard: edits in the UI would be overwritten by the next `pulumi up`.
+        .readonly()
+        .link(dashboardLinkTo("DeepChat overview", DASHBOARD_UIDS.overview))
+        .withRow(streamingRow())
+        .withPanel(streamingFailuresPanel(options))
+        .withPanel(streamingLinesPanel(options))
+        .withRow(timeoutsRow())
+        .withPanel(timeoutsPanel(options))
+        .withPanel(timeoutLinesPanel(options))
+        .withRow(ollamaErrorsRow())
+        .withPanel(ollamaErrorsBySourceFilePanel(options))
+        .withPanel(ollamaErrorLinesPanel(options))
+        .withRow(slowRequestsRow())
+        .withPanel(slowestRequestsPanel(options))
+        .withPanel(slowRequestLinesPanel(options));
+}
+

@@ -1,0 +1,202 @@
+/**
+ * The dashboard JSON Grafana receives: unique panel ids, no overlapping panels, every query
+ * on the Loki datasource, fixed uids, links that lead to dashboards that exist.
+ */
+import { describe, expect, it } from "vitest";
+import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../components/alertRules";
+import {
+    allDashboardJson,
+    allPanels,
+    dashboardQueries,
+    linkedDashboardUid,
+    parseDashboardJson,
+    type DashboardModelJson,
+    type DashboardOptions,
+    type GridPosJson,
+    type PanelJson,
+} from "../dashboards";
+import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../dashboards/ids";
+import { serverErrorCount } from "../dashboards/queries";
+
+const DEFAULTS: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true };
+const OTHER: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 3, errorRateWindow: "15m", probeEnabled: false };
+
+function models(options: DashboardOptions): DashboardModelJson[] {
+    return Object.values(allDashboardJson(options)).map(parseDashboardJson);
+}
+
+const CASES = [DEFAULTS, OTHER].flatMap((options) =>
+    models(options).map((model) => [`${model.uid} (threshold ${options.errorRateThreshold}, probe ${options.probeEnabled ? "on" : "off"})`, model] as const),
+);
+
+function overlaps(a: GridPosJson, b: GridPosJson): boolean {
+    return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+function panel(model: DashboardModelJson, id: number): PanelJson {
+    const found = allPanels(model).find((item) => item.id === id);
+    if (!found) throw new Error(`${model.uid} has no panel ${id}`);
+    return found;
+}
+
+describe("the checks themselves", () => {
+    it("see overlapping and touching panels correctly", () => {
+        expect(overlaps({ x: 0, y: 0, w: 6, h: 5 }, { x: 5, y: 4, w: 6, h: 5 })).toBe(true);
+        expect(overlaps({ x: 0, y: 0, w: 6, h: 5 }, { x: 6, y: 0, w: 6, h: 5 })).toBe(false);
+        expect(overlaps({ x: 0, y: 0, w: 24, h: 1 }, { x: 0, y: 1, w: 6, h: 5 })).toBe(false);
+    });
+
+    it("read the dashboard uid of a link, and nothing from other URLs", () => {
+        expect(linkedDashboardUid("/d/deepchat-overview?${__url_time_range}")).toBe("deepchat-overview");
+        expect(linkedDashboardUid("/d/deepchat-overview/deepchat-overview")).toBe("deepchat-overview");
+        expect(linkedDashboardUid("https://example.com/d/x")).toBeUndefined();
+    });
+});
+
+describe.each(CASES)("dashboard %s", (_name, model) => {
+    const panels = allPanels(model);
+    const dataPanels = panels.filter((item) => item.type !== "row");
+
+    it("has unique panel ids", () => {
+        const ids = panels.map((item) => item.id);
+        expect(ids.every((id) => Number.isInteger(id) && id > 0)).toBe(true);
+        expect(new Set(ids).size).toBe(ids.length);
+    });
+
+    it("lays out panels without overlap, inside the 24-column grid", () => {
+        for (const item of panels) {
+            expect(item.gridPos.w).toBeGreaterThan(0);
+            expect(item.gridPos.h).toBeGreaterThan(0);
+            expect(item.gridPos.x + item.gridPos.w).toBeLessThanOrEqual(24);
+        }
+        const clashes: string[] = [];
+        panels.forEach((a, i) =>
+            panels.slice(i + 1).forEach((b) => {
+                if (overlaps(a.gridPos, b.gridPos)) clashes.push(`${a.id} "${a.title}" overlaps ${b.id} "${b.title}"`);
+            }),
+        );
+        expect(clashes).toEqual([]);
+    });
+
+    it("queries only the Loki datasource, by its fixed uid", () => {
+        const queries = dashboardQueries(model);
+        expect(queries.length).toBeGreaterThanOrEqual(dataPanels.length);
+        for (const query of queries) expect(query.datasourceUid, `${query.panelTitle} ${query.refId}`).toBe(LOKI_DATASOURCE_UID);
+        for (const item of dataPanels) expect(item.datasource, item.title).toEqual({ type: "loki", uid: LOKI_DATASOURCE_UID });
+    });
+
+    it("gives every query of a panel its own refId", () => {
+        for (const item of dataPanels) {
+            const refIds = (item.targets ?? []).map((target) => target.refId);
+            expect(new Set(refIds).size, item.title).toBe(refIds.length);
+        }
+    });
+
+    it("links only to dashboards that exist, keeping the time range", () => {
+        const known = new Set(models(DEFAULTS).map((item) => item.uid));
+        const links = [...(model.links ?? []), ...panels.flatMap((item) => item.links ?? [])];
+        expect(links.length).toBeGreaterThan(0);
+        for (const link of links) {
+            const uid = linkedDashboardUid(link.url ?? "");
+            expect(uid, `${link.title}: ${link.url}`).toBeDefined();
+            expect(known.has(uid ?? ""), `${link.title} → ${uid}`).toBe(true);
+            expect(uid).not.toBe(model.uid);
+            expect(link.keepTime === true || (link.url ?? "").includes("${__url_time_range}"), link.title).toBe(true);
+        }
+    });
+});
+
+describe("dashboard uids", () => {
+    it("are the fixed constants, whatever the settings", () => {
+        expect(models(DEFAULTS).map((model) => model.uid)).toEqual([DASHBOARD_UIDS.overview, DASHBOARD_UIDS.troubleshooting]);
+        expect(models(OTHER).map((model) => model.uid)).toEqual([DASHBOARD_UIDS.overview, DASHBOARD_UIDS.troubleshooting]);
+        for (const uid of Object.values(DASHBOARD_UIDS)) expect(uid).toMatch(/^[a-z0-9-]{1,40}$/);
+    });
+
+    it("come with identical JSON on every build (no drift between `pulumi up` runs)", () => {
+        expect(allDashboardJson(DEFAULTS)).toEqual(allDashboardJson({ ...DEFAULTS }));
+    });
+});
+
+describe("the overview", () => {
+    const [overview, troubleshooting] = models(DEFAULTS);
+
+    it("has the panels the issue asks for", () => {
+        const titles = allPanels(overview).map((item) => item.title).join("\n");
+        for (const expected of [/DeepChat: HTTP 5xx/, /^Ollama$/m, /Requests per minute/, /4xx and 5xx/, /P50 \/ P90 \/ P99/, /logs matching/, /Loaded model/, /GPU/, /503/]) {
+            expect(titles).toMatch(expected);
+        }
+        const latencyRefs = (panel(overview, OVERVIEW_PANEL_IDS.latency).targets ?? []).map((target) => target.expr);
+        expect(latencyRefs.map((expr) => /quantile_over_time\(([0-9.]+),/.exec(expr ?? "")?.[1])).toEqual(["0.5", "0.9", "0.99"]);
+    });
+
+    it("links every data panel to the troubleshooting dashboard for the same time range", () => {
+        for (const item of allPanels(overview).filter((candidate) => candidate.type !== "row")) {
+            const urls = (item.links ?? []).map((link) => link.url ?? "");
+            expect(urls, item.title).toContain(`/d/${DASHBOARD_UIDS.troubleshooting}?\${__url_time_range}`);
+        }
+        expect((troubleshooting.links ?? []).map((link) => linkedDashboardUid(link.url ?? ""))).toContain(DASHBOARD_UIDS.overview);
+    });
+
+    it("filters the live log stream by a keyword variable", () => {
+        const model = JSON.parse(allDashboardJson(DEFAULTS).overview) as { templating: { list: Array<{ name: string; query: string; allowCustomValue: boolean }> } };
+        const keyword = model.templating.list.find((variable) => variable.name === "keyword");
+        expect(keyword?.query.split(",")).toEqual(expect.arrayContaining(["error", "timeout", "model not found"]));
+        expect(keyword?.allowCustomValue).toBe(true);
+        const live = panel(overview, OVERVIEW_PANEL_IDS.liveLogs);
+        expect(live.type).toBe("logs");
+        expect(live.targets?.[0].expr).toContain("${keyword}");
+    });
+
+    it("answers health as now (instant queries) and draws trends as ranges", () => {
+        for (const id of [OVERVIEW_PANEL_IDS.deepchatHealth, OVERVIEW_PANEL_IDS.ollamaHealth, OVERVIEW_PANEL_IDS.loadedModel, OVERVIEW_PANEL_IDS.modelOnGpu]) {
+            expect(panel(overview, id).targets?.map((target) => target.queryType)).toEqual(["instant"]);
+        }
+        for (const item of allPanels(overview).filter((candidate) => candidate.type === "timeseries" || candidate.type === "logs")) {
+            for (const target of item.targets ?? []) expect(target.queryType, item.title).toBe("range");
+        }
+    });
+
+    it.each([
+        [DEFAULTS, 11],
+        [OTHER, 4],
+    ] as const)("colors the DeepChat stat red exactly where the error-rate alert fires (%#)", (options, redFrom) => {
+        const model = parseDashboardJson(allDashboardJson(options).overview);
+        const stat = JSON.parse(JSON.stringify(panel(model, OVERVIEW_PANEL_IDS.deepchatHealth))) as {
+            targets: Array<{ expr: string }>;
+            fieldConfig: { defaults: { thresholds: { steps: Array<{ value: number | null; color: string }> } } };
+        };
+        expect(stat.fieldConfig.defaults.thresholds.steps).toEqual([
+            { value: null, color: "green" },
+            { value: redFrom, color: "red" },
+        ]);
+        // The same LogQL as the rule's query A.
+        const rule = buildAlertRules({ datasourceUid: LOKI_DATASOURCE_UID, alerts: { ...options, ollamaDownFor: "2m" }, probeEnabled: true }).find((item) => item.uid === "deepchat-high-error-rate");
+        const ruleQuery = rule?.datas.find((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID);
+        expect(stat.targets[0].expr).toBe(serverErrorCount(options.errorRateWindow));
+        expect((JSON.parse(ruleQuery?.model ?? "{}") as { expr: string }).expr).toBe(stat.targets[0].expr);
+    });
+
+    it("shows green/red for Ollama from the probe, and says when the probe is off", () => {
+        const on = JSON.stringify(panel(parseDashboardJson(allDashboardJson(DEFAULTS).overview), OVERVIEW_PANEL_IDS.ollamaHealth));
+        const off = JSON.stringify(panel(parseDashboardJson(allDashboardJson(OTHER).overview), OVERVIEW_PANEL_IDS.ollamaHealth));
+        expect(on).toContain('"1":{"text":"UP","color":"green"');
+        expect(on).toContain('"0":{"text":"DOWN","color":"red"');
+        expect(on).toContain("No probe data");
+        expect(off).toContain("Probe disabled");
+    });
+});
+
+describe("the troubleshooting dashboard", () => {
+    const troubleshooting = models(DEFAULTS)[1];
+
+    it("covers streaming failures, Ollama timeouts, errors by source file and the slowest requests", () => {
+        const expr = (id: number): string => (panel(troubleshooting, id).targets ?? []).map((target) => target.expr).join("\n");
+        expect(expr(TROUBLESHOOTING_PANEL_IDS.streamingFailures)).toMatch(/deepchat-container/);
+        expect(expr(TROUBLESHOOTING_PANEL_IDS.streamingFailures)).toMatch(/\|~ "\(\?i\)\(stream\|chunk\)"/);
+        expect(expr(TROUBLESHOOTING_PANEL_IDS.timeouts)).toMatch(/\|~ "\(\?i\)\(timeout/);
+        expect(expr(TROUBLESHOOTING_PANEL_IDS.ollamaErrorsBySourceFile)).toMatch(/sum by \(source_file\)/);
+        expect(expr(TROUBLESHOOTING_PANEL_IDS.slowestRequests)).toMatch(/unwrap duration\(duration\)/);
+        expect(panel(troubleshooting, TROUBLESHOOTING_PANEL_IDS.slowestRequests).type).toBe("table");
+    });
+});
