@@ -245,6 +245,13 @@ export function parseSettings(raw: RawConfig): Settings {
         timeoutSeconds: v.integerIn("ollamaProbe.timeoutSeconds", probeObject.timeoutSeconds, 5, 1, 60),
         network: v.oneOf("ollamaProbe.network", probeObject.network, "host", ["host", "stack"] as const),
     };
+    if (ollamaProbe.network === "stack" && /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i.test(new URL(ollamaProbe.url).hostname)) {
+        // On the stack's bridge network, loopback is the probe container itself, never Ollama.
+        problems.push(
+            `ollamaProbe.url: ${JSON.stringify(ollamaProbe.url)} is not allowed with ollamaProbe.network "stack", where loopback is the probe container itself. ` +
+                `Expected the Ollama container's name on the stack network, such as "http://ollama:11434", or network "host" for an Ollama on the host's 127.0.0.1.`,
+        );
+    }
     if (ollamaProbe.timeoutSeconds >= ollamaProbe.intervalSeconds) {
         problems.push(
             `ollamaProbe.timeoutSeconds: ${ollamaProbe.timeoutSeconds} must be shorter than ollamaProbe.intervalSeconds (${ollamaProbe.intervalSeconds}).`,

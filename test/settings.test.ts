@@ -232,6 +232,16 @@ describe("bad input fails at preview with key, value and what is allowed", () =>
     });
 });
 
+describe("the probe's network", () => {
+    it("refuses a loopback Ollama URL on the stack network, where it would only ever see itself", () => {
+        const problems = problemsOf({ ollamaProbe: { network: "stack" } });
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toContain('ollamaProbe.url: "http://127.0.0.1:11434" is not allowed with ollamaProbe.network "stack"');
+        expect(problemsOf({ ollamaProbe: { network: "stack", url: "http://ollama:11434" } })).toEqual([]);
+        expect(problemsOf({ ollamaProbe: { network: "host", url: "http://localhost:11434" } })).toEqual([]);
+    });
+});
+
 describe("external Grafana", () => {
     it("is selected by grafanaUrl and keeps the auth secret", async () => {
         const settings = parseSettings(rawConfig({ grafanaUrl: "https://grafana.lab.example/" }, { grafanaAuth: "glsa_token" }));
