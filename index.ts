@@ -58,15 +58,27 @@ if (settings.ollamaProbe.enabled) {
     });
 }
 
-// Either a Grafana container of our own, or an existing Grafana the content is applied to.
-const grafanaSettings = settings.grafana;
-let grafana: Grafana | undefined;
-let grafanaTarget: { url: string; auth: pulumi.Output<string>; lokiUrl: string; ready: pulumi.Resource[] };
-if (grafanaSettings.kind === "container") {
+/** Where the Grafana content goes, and what must be healthy before the provider talks to it. */
+interface GrafanaTarget {
+    readonly url: string;
+    readonly auth: pulumi.Output<string>;
+    /** Loki's URL as that Grafana reaches it. */
+    readonly lokiUrl: string;
+    readonly ready: pulumi.Resource[];
+    /** Our own Grafana container, when we run one. */
+    readonly container?: Grafana;
+}
+
+/** Either a Grafana container of our own, or an existing Grafana the content is applied to. */
+function grafanaTarget(): GrafanaTarget {
+    const grafanaSettings = settings.grafana;
+    if (grafanaSettings.kind === "external") {
+        return { url: grafanaSettings.url, auth: grafanaSettings.auth, lokiUrl: grafanaSettings.lokiUrl, ready: [] };
+    }
     const adminPassword =
         grafanaSettings.adminPassword ??
         new random.RandomPassword("grafana-admin-password", { length: 24, special: false }).result;
-    grafana = new Grafana("grafana", {
+    const grafana = new Grafana("grafana", {
         namePrefix: settings.namePrefix,
         image: settings.images.grafana,
         port: grafanaSettings.port,
@@ -77,21 +89,23 @@ if (grafanaSettings.kind === "container") {
         networkName: network.name,
         keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
     });
-    grafanaTarget = {
+    return {
         url: grafana.url,
         auth: pulumi.secret(pulumi.interpolate`${grafana.adminUser}:${grafana.adminPassword}`),
         lokiUrl: loki.internalUrl,
+        // The container waits until /api/health answers, so the provider starts on a live Grafana.
         ready: [grafana.container],
+        container: grafana,
     };
-} else {
-    grafanaTarget = { url: grafanaSettings.url, auth: grafanaSettings.auth, lokiUrl: grafanaSettings.lokiUrl, ready: [] };
 }
 
+const grafana = grafanaTarget();
+
 const content = new GrafanaContent("content", {
-    grafanaUrl: grafanaTarget.url,
-    grafanaAuth: grafanaTarget.auth,
-    grafanaReady: grafanaTarget.ready,
-    lokiUrl: grafanaTarget.lokiUrl,
+    grafanaUrl: grafana.url,
+    grafanaAuth: grafana.auth,
+    grafanaReady: grafana.ready,
+    lokiUrl: grafana.lokiUrl,
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
     probeIntervalSeconds: settings.ollamaProbe.intervalSeconds,
@@ -99,10 +113,10 @@ const content = new GrafanaContent("content", {
 
 const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;
 
-export const grafanaUrl = grafanaTarget.url;
+export const grafanaUrl = grafana.url;
 export const lokiUrl = `http://${lokiHost.includes(":") ? `[${lokiHost}]` : lokiHost}:${settings.loki.port}`;
-export const grafanaAdminUser = grafana?.adminUser;
-export const grafanaAdminPassword = grafana?.adminPassword;
+export const grafanaAdminUser = grafana.container?.adminUser;
+export const grafanaAdminPassword = grafana.container?.adminPassword;
 export const networkName = network.name;
 export const lokiDatasourceUid = content.datasourceUid;
 export const dashboardUids = content.dashboardUids;

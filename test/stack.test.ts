@@ -195,6 +195,16 @@ describe("the default stack", () => {
         expect(provider[0].inputs.auth).toBe(`admin:${String(stack.outputs.grafanaAdminPassword)}`);
     });
 
+    it("configures Grafana only once its container is healthy, then every content resource through that provider", () => {
+        const provider = stack.ofType("pulumi:providers:grafana")[0];
+        const grafanaContainer = container(stack, "grafana");
+        expect(grafanaContainer.inputs.wait).toBe(true);
+        expect(provider.options.dependencies).toContain(grafanaContainer.options.urn);
+        const content = stack.resources.filter((resource) => resource.type.startsWith("grafana:"));
+        expect(content.length).toBeGreaterThanOrEqual(5);
+        for (const resource of content) expect(resource.provider, resource.name).toContain(provider.options.urn);
+    });
+
     it("exports the named outputs an operator and `npm run verify` read", () => {
         expect(Object.keys(stack.outputs).sort()).toEqual(
             [
