@@ -52,6 +52,17 @@ export interface LokiSettings {
     readonly maxLineSizeKb: number;
 }
 
+/** Loki limits sized for one lab box; every field can be overridden under the `loki` key. */
+export const DEFAULT_LOKI_LIMITS: LokiSettings = {
+    retention: "14d",
+    retentionHours: 336,
+    ingestionRateMb: 4,
+    ingestionBurstSizeMb: 8,
+    maxGlobalStreamsPerUser: 5000,
+    perStreamRateLimitMb: 3,
+    maxLineSizeKb: 256,
+};
+
 export interface OllamaProbeSettings {
     readonly enabled: boolean;
     /** Base URL of the Ollama API as seen from the probe container. */
@@ -210,17 +221,18 @@ export function parseSettings(raw: RawConfig): Settings {
     };
 
     const lokiObject = v.object("loki", LOKI_KEYS);
-    const retention = v.retention("loki.retention", lokiObject.retention, "14d");
+    const defaults = DEFAULT_LOKI_LIMITS;
+    const retention = v.retention("loki.retention", lokiObject.retention, defaults.retention);
     const loki = {
         port: v.port("lokiPort", 3100),
         bindAddress: v.ipAddress("lokiBindAddress", "127.0.0.1"),
         retention: retention.text,
         retentionHours: retention.hours,
-        ingestionRateMb: v.numberIn("loki.ingestionRateMb", lokiObject.ingestionRateMb, 4, 0.1, 1024),
-        ingestionBurstSizeMb: v.numberIn("loki.ingestionBurstSizeMb", lokiObject.ingestionBurstSizeMb, 8, 0.1, 4096),
-        maxGlobalStreamsPerUser: v.integerIn("loki.maxGlobalStreamsPerUser", lokiObject.maxGlobalStreamsPerUser, 5000, 100, 1_000_000),
-        perStreamRateLimitMb: v.numberIn("loki.perStreamRateLimitMb", lokiObject.perStreamRateLimitMb, 3, 0.1, 1024),
-        maxLineSizeKb: v.integerIn("loki.maxLineSizeKb", lokiObject.maxLineSizeKb, 256, 1, 16384),
+        ingestionRateMb: v.numberIn("loki.ingestionRateMb", lokiObject.ingestionRateMb, defaults.ingestionRateMb, 0.1, 1024),
+        ingestionBurstSizeMb: v.numberIn("loki.ingestionBurstSizeMb", lokiObject.ingestionBurstSizeMb, defaults.ingestionBurstSizeMb, 0.1, 4096),
+        maxGlobalStreamsPerUser: v.integerIn("loki.maxGlobalStreamsPerUser", lokiObject.maxGlobalStreamsPerUser, defaults.maxGlobalStreamsPerUser, 100, 1_000_000),
+        perStreamRateLimitMb: v.numberIn("loki.perStreamRateLimitMb", lokiObject.perStreamRateLimitMb, defaults.perStreamRateLimitMb, 0.1, 1024),
+        maxLineSizeKb: v.integerIn("loki.maxLineSizeKb", lokiObject.maxLineSizeKb, defaults.maxLineSizeKb, 1, 16384),
     };
     if (loki.ingestionBurstSizeMb < loki.ingestionRateMb) {
         problems.push(

@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
-import { DEFAULT_IMAGES } from "../components/settings";
+import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../components/settings";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
 
 const CONTAINER = "docker:index/container:Container";
@@ -138,19 +138,7 @@ describe("the default stack", () => {
     it("uploads the rendered configs, so no host file is needed", () => {
         const loki = container(stack, "loki");
         const lokiYaml = uploadOf(loki, "/etc/loki/local-config.yaml");
-        expect(parse(lokiYaml)).toEqual(
-            parse(
-                renderLokiConfig({
-                    retention: "14d",
-                    retentionHours: 336,
-                    ingestionRateMb: 4,
-                    ingestionBurstSizeMb: 8,
-                    maxGlobalStreamsPerUser: 5000,
-                    perStreamRateLimitMb: 3,
-                    maxLineSizeKb: 256,
-                }),
-            ),
-        );
+        expect(parse(lokiYaml)).toEqual(parse(renderLokiConfig(DEFAULT_LOKI_LIMITS)));
         expect(loki.inputs.command).toEqual(["-config.file=/etc/loki/local-config.yaml"]);
 
         const promtail = container(stack, "promtail");
