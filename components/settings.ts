@@ -283,6 +283,15 @@ export function parseSettings(raw: RawConfig): Settings {
         problems.push(`wecomWebhookUrl: the value is not an http(s) URL. Set the group robot's webhook URL with --secret.`);
     }
 
+    const downForSeconds = durationSeconds(alerts.ollamaDownFor);
+    if (ollamaProbe.enabled && downForSeconds < 2 * ollamaProbe.intervalSeconds) {
+        // One late probe line must not look like an outage.
+        problems.push(
+            `alerts.ollamaDownFor: ${JSON.stringify(alerts.ollamaDownFor)} is not allowed with ollamaProbe.intervalSeconds ${ollamaProbe.intervalSeconds}. ` +
+                `Expected at least two probe intervals (${2 * ollamaProbe.intervalSeconds}s).`,
+        );
+    }
+
     const keepVolumesOnDestroy = v.boolean("keepVolumesOnDestroy", true);
 
     if (problems.length > 0) {
@@ -355,6 +364,12 @@ export function parseImageReference(
         return { repository: `${registry}/${repository}`, tag, digest };
     }
     return { registry, repository, tag, digest };
+}
+
+/** Seconds of a validated short duration (`90s`, `5m`, `1h`). */
+export function durationSeconds(text: string): number {
+    const unitSeconds: Record<string, number> = { s: 1, m: 60, h: 3600 };
+    return Number(text.slice(0, -1)) * unitSeconds[text.slice(-1)];
 }
 
 const DURATION_UNITS_HOURS: Record<string, number> = { h: 1, d: 24, w: 168, y: 8760 };

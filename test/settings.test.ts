@@ -242,6 +242,17 @@ describe("the probe's network", () => {
     });
 });
 
+describe("the Ollama-down window", () => {
+    it("must span two probe intervals, so one late probe line is no outage", () => {
+        const problems = problemsOf({ alerts: { ollamaDownFor: "20s" }, ollamaProbe: { intervalSeconds: 15 } });
+        expect(problems).toEqual([
+            'alerts.ollamaDownFor: "20s" is not allowed with ollamaProbe.intervalSeconds 15. Expected at least two probe intervals (30s).',
+        ]);
+        expect(problemsOf({ alerts: { ollamaDownFor: "30s" } })).toEqual([]);
+        expect(problemsOf({ alerts: { ollamaDownFor: "20s" }, ollamaProbe: { enabled: false } })).toEqual([]);
+    });
+});
+
 describe("external Grafana", () => {
     it("is selected by grafanaUrl and keeps the auth secret", async () => {
         const settings = parseSettings(rawConfig({ grafanaUrl: "https://grafana.lab.example/" }, { grafanaAuth: "glsa_token" }));
