@@ -109,6 +109,12 @@ export interface MatchStage {
     readonly pipeline_name: string;
     readonly stages: readonly PipelineStage[];
 }
+/** A match with `action: drop`: Promtail drops what the selector matches; it takes no stages. */
+export interface MatchDropStage {
+    readonly selector: string;
+    readonly action: "drop";
+    readonly drop_counter_reason: string;
+}
 export interface RegexStage {
     readonly expression: string;
     readonly source?: string;
@@ -134,7 +140,7 @@ export interface TimestampStage {
 
 export type PipelineStage =
     | { readonly multiline: MultilineStage }
-    | { readonly match: MatchStage }
+    | { readonly match: MatchStage | MatchDropStage }
     | { readonly regex: RegexStage }
     | { readonly logfmt: LogfmtStage }
     | { readonly json: JsonStage }
@@ -312,8 +318,8 @@ export function dockerMetaLabel(labelKey: string): string {
 /** The value of the component label on the probe container. */
 export const PROBE_COMPONENT = "ollama-probe";
 
-/** Container-name globs (`deepchat*`, `ollama?`) as one anchored RE2 alternation of names with Docker's leading '/'. */
-export function containerNameRegex(patterns: readonly string[]): string {
+/** Container-name globs (`deepchat*`, `ollama?`) as one RE2 alternation of whole names (no '/'). */
+function containerNameAlternation(patterns: readonly string[]): string {
     const alternatives = patterns.map((pattern) => {
         if (!/^[A-Za-z0-9_.*?-]+$/.test(pattern)) {
             throw new Error(
@@ -322,7 +328,21 @@ export function containerNameRegex(patterns: readonly string[]): string {
         }
         return pattern.replace(/\./g, "\\.").replace(/\*/g, ".*").replace(/\?/g, ".");
     });
-    return `/(?:${alternatives.join("|")})`;
+    return `(?:${alternatives.join("|")})`;
+}
+
+/** Container-name globs as one RE2 alternation of names with Docker's leading '/' (relabeling anchors it). */
+export function containerNameRegex(patterns: readonly string[]): string {
+    return `/${containerNameAlternation(patterns)}`;
+}
+
+/**
+ * The same globs as a Docker engine `name` filter: the engine matches it unanchored (Go
+ * regexp) against the name, which depending on the engine version carries the leading '/'
+ * or not, so it is anchored here with an optional '/'.
+ */
+export function containerNameFilter(patterns: readonly string[]): string {
+    return `^/?${containerNameAlternation(patterns)}$`;
 }
 
 /** A LogQL string literal as Promtail's selector parser reads it (Go strconv.Unquote of a "..." string). */
@@ -463,6 +483,18 @@ export function structuredMetadataStage(): PipelineStage {
     return { structured_metadata: Object.fromEntries(STRUCTURED_METADATA.map((name) => [name, name])) };
 }
 
+/**
+ * First stage of every Docker job. Promtail's Docker target ignores relabeling's keep/drop
+ * verdict (loki#8620, never fixed): every container the engine lists is tailed, and the
+ * lines of one that `relabel_configs` refuses enter the pipeline with an empty label set.
+ * Loki would take those as `{service_name="unknown_service"}`, so the stack's own containers
+ * would be collected after all. Every line this job keeps carries `job`, so whatever lacks it
+ * is dropped here, before multiline could glue refused containers' lines together.
+ */
+export function dropUncollectedStage(job: string): PipelineStage {
+    return { match: { selector: `{job!=${logqlString(job)}}`, action: "drop", drop_counter_reason: "container_not_collected" } };
+}
+
 export function multilineStage(firstline: string): PipelineStage {
     // 128 lines or 3s of silence close an entry: a deep traceback fits, a quiet stream is not held back.
     return { multiline: { firstline, max_lines: 128, max_wait_time: "3s" } };
@@ -512,10 +544,13 @@ export const JOB_COMMENTS: Readonly<Record<string, string>> = {
         " unwraps json-file logs read from disk and would mangle these lines).\n" +
         " Web UI and Ollama share stdout, so each line is parsed by its own format; multiline joins only\n" +
         " Python traceback lines and keeps Ollama's other lines one per entry (see RECORD_START).\n" +
-        " The stack's own containers (Docker label deepchat.observability.component) are never collected here.",
+        " The stack's own containers (Docker label deepchat.observability.component) are never collected here.\n" +
+        " Promtail's Docker target tails every container the engine lists and ignores relabel keep/drop\n" +
+        " (loki#8620): the engine's `name` filter limits what is tailed, and the first stage drops the lines\n" +
+        " relabeling refused (they arrive with no labels at all).",
     [JOBS.ollamaProbe]:
         " The Ollama probe's JSON lines (selected by its Docker label), read at query time with `| json`.\n" +
-        " No docker stage here either: lines arrive unwrapped.",
+        " No docker stage here either: lines arrive unwrapped. The engine's `label` filter lists only the probe.",
 };
 
 /** The whole Promtail config. Throws on bad input, naming the value and what is allowed. */
@@ -551,16 +586,20 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
         const job = JOBS.deepchatContainer;
         scrapeConfigs.push({
             job_name: job,
-            docker_sd_configs: [dockerSdConfig()],
+            // The engine lists only containers named by the patterns, so Promtail does not even
+            // read other containers' logs (relabeling alone would not stop it; see dropUncollectedStage).
+            docker_sd_configs: [dockerSdConfig([{ name: "name", values: [containerNameFilter(args.logSources.containerPatterns)] }])],
             relabel_configs: [
                 // The stack's own containers (Loki, Promtail, Grafana, the probe) never land here,
-                // even when a pattern such as `ollama*` would match their names.
+                // even when a pattern such as `ollama*` would match their names: refused here, their
+                // lines arrive without labels and dropUncollectedStage drops them.
                 { source_labels: [componentMeta], regex: ".+", action: "drop" },
                 { source_labels: ["__meta_docker_container_name"], regex: containerNameRegex(args.logSources.containerPatterns), action: "keep" },
                 ...dockerLabels(job, args.hostLabel),
             ],
             // NOTE: no `docker: {}` stage; see JOB_COMMENTS.
             pipeline_stages: [
+                dropUncollectedStage(job),
                 multilineStage(RECORD_START),
                 ginAccessStage(job, zones.container),
                 logfmtStage(job, true),
@@ -581,7 +620,7 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
                 { source_labels: [componentMeta], regex: PROBE_COMPONENT, action: "keep" },
                 ...dockerLabels(job, args.hostLabel),
             ],
-            pipeline_stages: [structuredMetadataStage()],
+            pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],
         });
     }
 

@@ -52,7 +52,7 @@ function allRegexes(config_: PromtailConfig): string[] {
             if ("match" in stage) {
                 const selector = parseSelector(stage.match.selector);
                 for (const filter of selector.filters) if (filter.op === "|~" || filter.op === "!~") found.push(filter.value);
-                walk(stage.match.stages);
+                if ("stages" in stage.match) walk(stage.match.stages);
             }
         }
     };
@@ -459,13 +459,28 @@ describe("the container job (deepchat-container): every format interleaved on on
         const component = (value: string) => ({ "deepchat.observability.component": value });
         expect(job.runContainer({ id: "1", name: "ollama", labels: {} }, lines)?.[0].labels.container).toBe("ollama");
         expect(job.runContainer({ id: "2", name: "deepchat-webui-1", labels: {} }, lines)?.[0].labels.container).toBe("deepchat-webui-1");
+        // Names outside the patterns: the engine does not even list them, so they are never tailed.
         expect(job.runContainer({ id: "3", name: "redis", labels: {} }, lines)).toBeUndefined();
         expect(job.runContainer({ id: "4", name: "obs-loki", labels: component("loki") }, lines)).toBeUndefined();
-        expect(job.runContainer({ id: "5", name: "ollama-probe", labels: component("ollama-probe") }, lines)).toBeUndefined();
-        expect(job.runContainer({ id: "6", name: "ollama-sidecar", labels: component("grafana") }, lines)).toBeUndefined();
+        // Named like Ollama but the stack's own: tailed (Promtail ignores relabel drop), nothing shipped.
+        expect(job.runContainer({ id: "5", name: "ollama-probe", labels: component("ollama-probe") }, lines)).toEqual([]);
+        expect(job.runContainer({ id: "6", name: "ollama-sidecar", labels: component("grafana") }, lines)).toEqual([]);
         const probeEntries = probeJob.runContainer({ id: "5", name: "obs-ollama-probe", labels: component("ollama-probe") }, lines);
         expect(probeEntries?.[0].labels).toEqual({ job: JOBS.ollamaProbe, host: "lab-box", container: "obs-ollama-probe" });
         expect(probeJob.runContainer({ id: "1", name: "ollama", labels: {} }, lines)).toBeUndefined();
+    });
+
+    it("needs its first stage: without it a refused container's lines would ship with no labels (loki#8620)", () => {
+        const lines = onStream([{ text: "level=info msg=hello", validUtf8: true }], "stdout");
+        const stackContainer = { id: "5", name: "ollama-probe", labels: { "deepchat.observability.component": "ollama-probe" } };
+        const first = config.scrape_configs.find((scrape) => scrape.job_name === JOBS.deepchatContainer)?.pipeline_stages[0];
+        expect(first).toEqual({ match: { selector: `{job!="${JOBS.deepchatContainer}"}`, action: "drop", drop_counter_reason: "container_not_collected" } });
+        const withoutDrop: PromtailConfig = {
+            ...config,
+            scrape_configs: config.scrape_configs.map((scrape) => (scrape.job_name === JOBS.deepchatContainer ? { ...scrape, pipeline_stages: scrape.pipeline_stages.slice(1) } : scrape)),
+        };
+        const leaked = new JobSimulator(withoutDrop, JOBS.deepchatContainer).runContainer(stackContainer, lines);
+        expect(leaked?.map((entry) => [entry.line, entry.labels])).toEqual([["level=info msg=hello", {}]]);
     });
 
     it("reads a record's time from its first line only: `time=` inside a joined traceback is not a timestamp", () => {

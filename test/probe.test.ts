@@ -123,8 +123,22 @@ beforeAll(() => ollama.start());
 afterAll(() => ollama.stop());
 
 describe("ollama_probe.py", () => {
-    it("is the very script the container gets", () => {
-        expect(fs.readFileSync(LOCAL_SCRIPT, "utf8")).toBe(PROBE_SCRIPT);
+    it("uploads, as the container's script, text python3 compiles to the script these tests run", async () => {
+        // PROBE_SCRIPT is the uploaded content; compare its compiled code with the file's, so a
+        // mangled upload (encoding, truncation) fails here rather than in the container.
+        const compare = [
+            "import sys",
+            "uploaded = compile(sys.stdin.read(), 'ollama_probe.py', 'exec')",
+            "local = compile(open(sys.argv[1], encoding='utf-8').read(), 'ollama_probe.py', 'exec')",
+            "sys.exit(0 if uploaded.co_code == local.co_code and uploaded.co_consts == local.co_consts else 3)",
+        ].join("\n");
+        const child = spawn("python3", ["-c", compare, LOCAL_SCRIPT]);
+        let stderr = "";
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        child.stdin.end(PROBE_SCRIPT);
+        const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        expect(code, stderr).toBe(0);
+        expect(Buffer.byteLength(PROBE_SCRIPT, "utf8")).toBe(fs.statSync(LOCAL_SCRIPT).size);
     });
 
     it("reports an idle Ollama: up, version, no models", async () => {

@@ -11,6 +11,7 @@ import {
     STATUS_CLASS_REGEX,
     STATUS_CLASS_TEMPLATE,
     buildPromtailConfig,
+    containerNameFilter,
     containerNameRegex,
     renderPromtailConfig,
     type PipelineStage,
@@ -35,7 +36,7 @@ function scrape(job: string, config_: PromtailConfig = config): ScrapeConfig {
 function flatten(stages: readonly PipelineStage[], selectors: string[] = []): { stage: PipelineStage; selectors: string[] }[] {
     return stages.flatMap((stage) => [
         { stage, selectors },
-        ...("match" in stage ? flatten(stage.match.stages, [...selectors, stage.match.selector]) : []),
+        ...("match" in stage && "stages" in stage.match ? flatten(stage.match.stages, [...selectors, stage.match.selector]) : []),
     ]);
 }
 
@@ -100,6 +101,10 @@ describe("the Docker jobs", () => {
     });
 
     it("drop the stack's own containers first, keep the configured name globs, and label container without '/'", () => {
+        // Promtail tails whatever the engine lists (relabel keep/drop do not stop it): the engine filters by name.
+        expect(scrape(JOBS.deepchatContainer).docker_sd_configs).toEqual([
+            { host: DOCKER_SOCKET_URL, refresh_interval: "5s", filters: [{ name: "name", values: ["^/?(?:deepchat.*|ollama.*)$"] }] },
+        ]);
         const rules = scrape(JOBS.deepchatContainer).relabel_configs ?? [];
         expect(rules[0]).toEqual({ source_labels: ["__meta_docker_container_label_deepchat_observability_component"], regex: ".+", action: "drop" });
         expect(rules[1]).toEqual({ source_labels: ["__meta_docker_container_name"], regex: "/(?:deepchat.*|ollama.*)", action: "keep" });
@@ -120,6 +125,10 @@ describe("the Docker jobs", () => {
     it("select the probe by its Docker label, as the engine filter and as a keep rule", () => {
         const probe = scrape(JOBS.ollamaProbe);
         expect(probe.docker_sd_configs?.[0].filters).toEqual([{ name: "label", values: ["deepchat.observability.component=ollama-probe"] }]);
+        // Both Docker jobs start by dropping label-less lines (what relabeling refused).
+        for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe]) {
+            expect(scrape(job).pipeline_stages[0]).toEqual({ match: { selector: `{job!="${job}"}`, action: "drop", drop_counter_reason: "container_not_collected" } });
+        }
         expect(probe.relabel_configs?.[0]).toEqual({
             source_labels: ["__meta_docker_container_label_deepchat_observability_component"],
             regex: "ollama-probe",
@@ -135,6 +144,10 @@ describe("the Docker jobs", () => {
         expect(anchored.test("/deepchatXprod")).toBe(false);
         expect(anchored.test("/ollama-1")).toBe(true);
         expect(anchored.test("/ollama-12")).toBe(false);
+        // The engine's name filter is unanchored and sees the name with or without '/'.
+        const filter = goRegex(containerNameFilter(["deepchat.prod*", "ollama-?"]));
+        for (const name of ["deepchat.prod-2", "/deepchat.prod-2", "ollama-1", "/ollama-1"]) expect(filter.test(name), name).toBe(true);
+        for (const name of ["obs-ollama-1", "/obs-ollama-1", "ollama-12", "deepchatXprod"]) expect(filter.test(name), name).toBe(false);
     });
 });
 
@@ -199,6 +212,12 @@ describe("cost: a line runs only the stages of its own format", () => {
                 expect(selector.filters.length).toBeGreaterThan(0);
             }
         }
+    });
+
+    it("is parsed as strictly as Promtail's selector grammar (matcher list without a trailing comma)", () => {
+        expect(parseSelector('{job="a", host!="b"} != "x"').matchers).toHaveLength(2);
+        expect(() => parseSelector('{job="a",}')).toThrow(/trailing comma/);
+        expect(() => parseSelector("{}")).toThrow();
     });
 
     it("writes selectors Loki's own LogQL grammar accepts", () => {

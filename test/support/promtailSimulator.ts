@@ -1,8 +1,12 @@
 /**
  * A small Promtail simulator: runs a rendered scrape config's relabeling and pipeline stages
  * over fixture lines, following Promtail's documented (and source-read) semantics:
- * - match: label matchers, then LogQL line filters (regex: unanchored Go regexp); only
- *   matching entries run the nested stages.
+ * - every pipeline (the job's, and each match block's nested one) first copies the entry's
+ *   labels into the extracted map (Promtail's Pipeline.Run), so `filename`, `stream`, `job`...
+ *   are extracted values too.
+ * - match: label matchers, then line filters (Promtail's own selector grammar in
+ *   clients/pkg/logentry/logql: `|~`/`!~` are unanchored Go regexps, `|=`/`!=` substrings);
+ *   `action: keep` runs the nested stages on matching entries, `action: drop` drops them.
  * - regex: FindStringSubmatch on the line or `source`; every named group is set, "" when it
  *   did not take part; no match changes nothing.
  * - logfmt: go-logfmt's decoder; keys in `mapping` are set as found; a syntax error stops
@@ -10,16 +14,20 @@
  * - json: the line must be a JSON object; each JMESPath result is set (null included).
  * - template: an empty result deletes the key.
  * - labels / structured_metadata: only values that convert to a string and are valid UTF-8;
- *   structured_metadata also moves a stream label of the same name into metadata.
+ *   structured_metadata also moves a stream label of the same name into metadata, once: the
+ *   name taken from the extracted map is not added again from the label (loki#18523, in 3.6).
  * - timestamp: Go layouts; on failure (including a missing source) `fudge` sets the last good
  *   timestamp of the same label set + 1ns, else keeps the read time; `skip` keeps it.
  * - multiline: per label set; lines before the first start line pass through; a block closes
  *   at the next start line, at max_lines, or at the end of input (time is not simulated).
+ * - Docker targets: the engine's `label`/`name` filters decide which containers are tailed;
+ *   relabeling's keep/drop does not (loki#8620): a refused line goes on with no labels at all.
  * Anything outside what the config uses throws, so the simulator never guesses.
  */
 import type {
     JsonStage,
     LogfmtStage,
+    MatchDropStage,
     MatchStage,
     MultilineStage,
     PipelineStage,
@@ -156,7 +164,11 @@ export function parseSelector(selector: string): ParsedSelector {
         if (!head) throw new Error(`bad matcher at: ${rest}`);
         rest = rest.slice(head[0].length);
         matchers.push({ name: head[1], op: head[2] as LabelMatcher["op"], value: stringLiteral() });
-        if (rest.startsWith(",")) rest = rest.slice(1).trimStart();
+        // The grammar is `matcher (, matcher)*`: a trailing comma is a syntax error.
+        if (rest.startsWith(",")) {
+            rest = rest.slice(1).trimStart();
+            if (rest.startsWith("}")) throw new Error(`trailing comma in selector: ${selector}`);
+        }
     }
     rest = rest.slice(1).trimStart();
     const filters: LineFilter[] = [];
@@ -480,6 +492,8 @@ class Pipeline implements Stage {
         this.stages = stages.map((stage) => makeStage(stage, options));
     }
     run(entries: SimEntry[]): SimEntry[] {
+        // Promtail's Pipeline.Run seeds the extracted map with the entry's current labels.
+        for (const entry of entries) Object.assign(entry.extracted, entry.labels);
         return this.stages.reduce((current, stage) => stage.run(current), entries);
     }
 }
@@ -592,7 +606,8 @@ function structuredMetadataStage(config: Readonly<Record<string, string>>): Stag
         for (const [name, source] of Object.entries(config)) {
             const labelName = source || name;
             if (labelName in entry.labels) {
-                entry.structuredMetadata.push([name, entry.labels[labelName]]);
+                // The label is also in the extracted map (seeded by the pipeline): added once.
+                if (!entry.structuredMetadata.some(([existing]) => existing === name)) entry.structuredMetadata.push([name, entry.labels[labelName]]);
                 moved.push(labelName);
             }
         }
@@ -619,6 +634,17 @@ function timestampStage(config: TimestampStage, options: SimulatorOptions): Stag
             lastKnown.set(key, entry.timestampNs);
         }
     });
+}
+
+function matchDropStage(config: MatchDropStage): Stage {
+    const selector = parseSelector(config.selector);
+    return {
+        run: (entries) =>
+            entries.filter((entry) => {
+                entry.trace.push("match");
+                return !selectorMatches(selector, entry);
+            }),
+    };
 }
 
 function matchStage(config: MatchStage, options: SimulatorOptions): Stage {
@@ -701,7 +727,7 @@ function makeStage(stage: PipelineStage, options: SimulatorOptions): Stage {
     const keys = Object.keys(stage);
     if (keys.length !== 1) throw new Error(`a pipeline stage has exactly one key, got ${keys.join(", ")}`);
     if ("multiline" in stage) return multilineStage(stage.multiline);
-    if ("match" in stage) return matchStage(stage.match, options);
+    if ("match" in stage) return "action" in stage.match ? matchDropStage(stage.match) : matchStage(stage.match, options);
     if ("regex" in stage) return regexStage(stage.regex);
     if ("logfmt" in stage) return logfmtStage(stage.logfmt);
     if ("json" in stage) return jsonStage(stage.json);
@@ -817,16 +843,29 @@ export class JobSimulator {
         return this.pipeline.run(entriesFrom(labels, lines, readTimeNs)).map(cloneEntry);
     }
 
-    /** Lines of one container through the Docker API; undefined when the job does not collect it. */
+    /**
+     * Lines of one container through the Docker API; undefined when the engine's filters do
+     * not list the container (then Promtail never tails it). A listed container is tailed
+     * whatever relabeling says: a line relabeling refuses enters the pipeline with no labels.
+     */
     runContainer(container: DockerContainer, lines: readonly (RawLine & { readonly stream: "stdout" | "stderr" })[], readTimeNs = DEFAULT_READ_TIME_NS): SimEntry[] | undefined {
         const sd = this.scrape.docker_sd_configs?.[0];
         if (!sd) throw new Error(`job ${this.scrape.job_name} has no docker_sd_configs`);
         for (const filter of sd.filters ?? []) {
-            if (filter.name !== "label") throw new Error(`simulator: unsupported docker filter ${filter.name}`);
-            const ok = filter.values.some((wanted) => {
-                const [key, value] = wanted.split("=", 2);
-                return key in container.labels && (value === undefined || container.labels[key] === value);
-            });
+            // The engine's filters: values of one name are alternatives; names must all match.
+            let ok: boolean;
+            if (filter.name === "label") {
+                ok = filter.values.some((wanted) => {
+                    const [key, value] = wanted.split("=", 2);
+                    return key in container.labels && (value === undefined || container.labels[key] === value);
+                });
+            } else if (filter.name === "name") {
+                // An unanchored Go regexp; engines differ on whether the name keeps its '/', so both must agree.
+                const matchesWith = filter.values.some((regex) => goRegex(regex).test(`/${container.name}`));
+                const matchesWithout = filter.values.some((regex) => goRegex(regex).test(container.name));
+                if (matchesWith !== matchesWithout) throw new Error(`docker name filter ${filter.values.join(", ")} depends on the leading '/' of ${container.name}`);
+                ok = matchesWith;
+            } else throw new Error(`simulator: unsupported docker filter ${filter.name}`);
             if (!ok) return undefined;
         }
         const meta: Record<string, string> = {
@@ -838,14 +877,12 @@ export class JobSimulator {
             meta[`__meta_docker_container_label_${key.replace(/[^a-zA-Z0-9_]/g, "_")}`] = value;
         }
         const entries: SimEntry[] = [];
-        let collected = false;
         lines.forEach((line, index) => {
-            const labels = relabel({ ...meta, __meta_docker_container_log_stream: line.stream }, this.scrape.relabel_configs ?? []);
-            if (!labels) return;
-            collected = true;
+            // relabel.Process returns an empty label set for a refused line, and the Docker
+            // target sends the line on anyway (loki#8620).
+            const labels = relabel({ ...meta, __meta_docker_container_log_stream: line.stream }, this.scrape.relabel_configs ?? []) ?? {};
             entries.push(...entriesFrom(stripHidden(labels), [line], readTimeNs, index));
         });
-        if (!collected && lines.length > 0) return undefined;
         return this.pipeline.run(entries).map(cloneEntry);
     }
 }
