@@ -31,27 +31,11 @@ export function renderProbeEnvs(probe: OllamaProbeSettings): string[] {
     ];
 }
 
-const LOOPBACK_HOSTS = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
-
-/**
- * On the stack's bridge network, 127.0.0.1 is the probe container itself, never Ollama:
- * such a setting could only ever report "down", so it is refused here with the fix.
- */
-export function checkProbeSettings(probe: OllamaProbeSettings): void {
-    const host = new URL(probe.url).hostname;
-    if (probe.network === "stack" && LOOPBACK_HOSTS.test(host)) {
-        throw new Error(
-            `ollamaProbe.url: "${probe.url}" is a loopback address, which with ollamaProbe.network "stack" is the probe container itself. ` +
-                `Use network "host" for an Ollama listening on the host's 127.0.0.1, or the Ollama container's name on the stack network, such as "http://ollama:11434".`,
-        );
-    }
-}
-
 /** Inputs of an OllamaProbe. */
 export interface OllamaProbeArgs {
     /** Prefix of Docker object names; the container is `${namePrefix}-ollama-probe`. */
     readonly namePrefix: string;
-    /** Pinned probe image, e.g. `python:3.13.9-alpine3.22`. */
+    /** Pinned probe image, e.g. `python:3.13.15-alpine3.24`. */
     readonly image: pulumi.Input<string>;
     /** URL, interval, timeout and network mode of the probe. */
     readonly probe: OllamaProbeSettings;
@@ -65,7 +49,6 @@ export class OllamaProbe extends pulumi.ComponentResource {
 
     constructor(name: string, args: OllamaProbeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("deepchat:observability:OllamaProbe", name, {}, opts);
-        checkProbeSettings(args.probe);
 
         // Pulled once and kept on destroy (keepLocally), as every image of the stack.
         const image = pinnedImage(`${name}-image`, args.image, this);

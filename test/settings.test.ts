@@ -237,6 +237,9 @@ describe("the probe's network", () => {
         const problems = problemsOf({ ollamaProbe: { network: "stack" } });
         expect(problems).toHaveLength(1);
         expect(problems[0]).toContain('ollamaProbe.url: "http://127.0.0.1:11434" is not allowed with ollamaProbe.network "stack"');
+        for (const url of ["http://localhost:11434", "http://127.1.2.3:11434", "http://[::1]:11434"]) {
+            expect(problemsOf({ ollamaProbe: { network: "stack", url } }), url).toHaveLength(1);
+        }
         expect(problemsOf({ ollamaProbe: { network: "stack", url: "http://ollama:11434" } })).toEqual([]);
         expect(problemsOf({ ollamaProbe: { network: "host", url: "http://localhost:11434" } })).toEqual([]);
     });
