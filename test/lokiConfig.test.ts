@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { LOKI_DATA_DIR, renderLokiConfig, SCHEMA_FROM } from "../components/lokiConfig";
-import { LokiSettings } from "../components/settings";
+import { DEFAULT_LOKI_LIMITS } from "../components/settings";
 
-const limits: LokiSettings = {
-    retention: "14d",
-    retentionHours: 336,
-    ingestionRateMb: 4,
-    ingestionBurstSizeMb: 8,
-    maxGlobalStreamsPerUser: 5000,
-    perStreamRateLimitMb: 3,
-    maxLineSizeKb: 256,
-};
+const limits = DEFAULT_LOKI_LIMITS;
 
 /** Every string leaf of a parsed YAML document, with its dotted path. */
 function stringLeaves(value: unknown, prefix = ""): Array<[string, string]> {
