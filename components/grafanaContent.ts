@@ -134,8 +134,9 @@ export class GrafanaContent extends pulumi.ComponentResource {
                     datas: rule.datas.map((data) => ({ ...data, relativeTimeRange: { ...data.relativeTimeRange } })),
                 })),
             },
-            // Grafana checks on save that the rules' datasource exists.
-            { ...childOpts, dependsOn: [datasource] },
+            // Grafana checks on save that the rules' datasource exists. The rules also link to the
+            // overview's panels (__dashboardUid__), so those exist first and outlive the rules on destroy.
+            { ...childOpts, dependsOn: [datasource, ...Object.values(dashboards)] },
         );
 
         this.contactPointName = this.notifications(name, args.alerts, childOpts);

@@ -164,9 +164,15 @@ export function deepchatLatencyQuantile(quantile: number): string {
     return `quantile_over_time(${quantile}, ${deepchatResponses()} | unwrap duration(duration) | __error__="" [${AUTO_RANGE}]) by (job)`;
 }
 
-/** Every application line matching the keyword variable, case-insensitive. */
+/**
+ * Every application line containing the keyword, case-insensitive. A plain `${keyword}` reaches
+ * Loki unescaped (Grafana's Loki datasource regex-escapes only multi-value variables), so a typed
+ * `[GIN]` would be a character class and a `(` or `"` a broken query. `:regex` makes Grafana
+ * escape the text so it matches literally, and the raw `...` string keeps those escapes (`\[`)
+ * valid LogQL, where a "..." string rejects them. An empty keyword leaves `(?i)`: every line.
+ */
 export function keywordLogLines(): string {
-    return `${streamSelector(SERVICE_JOBS)} |~ ${logqlString(`(?i)\${${KEYWORD_VARIABLE}}`)}`;
+    return `${streamSelector(SERVICE_JOBS)} |~ \`(?i)\${${KEYWORD_VARIABLE}:regex}\``;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -157,15 +157,19 @@ export function choosePassphrase(options: {
     readonly log: Log;
 }): PassphraseChoice {
     const { env, stackName } = options;
+    // Passed on explicitly: the CLI inherits process.env, which need not be the `env` read here.
     if (env.PULUMI_CONFIG_PASSPHRASE !== undefined) {
         if (env.PULUMI_CONFIG_PASSPHRASE === "") options.log("Warning: PULUMI_CONFIG_PASSPHRASE is empty, so stack secrets are barely protected.");
-        return { env: {}, description: "PULUMI_CONFIG_PASSPHRASE from the environment" };
+        return { env: { PULUMI_CONFIG_PASSPHRASE: env.PULUMI_CONFIG_PASSPHRASE }, description: "PULUMI_CONFIG_PASSPHRASE from the environment" };
     }
     if (env.PULUMI_CONFIG_PASSPHRASE_FILE) {
         if (!fs.existsSync(env.PULUMI_CONFIG_PASSPHRASE_FILE)) {
             throw new OperatorError(`PULUMI_CONFIG_PASSPHRASE_FILE is ${env.PULUMI_CONFIG_PASSPHRASE_FILE}, but there is no such file.`);
         }
-        return { env: {}, description: `PULUMI_CONFIG_PASSPHRASE_FILE=${env.PULUMI_CONFIG_PASSPHRASE_FILE}` };
+        return {
+            env: { PULUMI_CONFIG_PASSPHRASE_FILE: env.PULUMI_CONFIG_PASSPHRASE_FILE },
+            description: `PULUMI_CONFIG_PASSPHRASE_FILE=${env.PULUMI_CONFIG_PASSPHRASE_FILE}`,
+        };
     }
     const file = passphraseFilePath(stackName, env, options.home);
     if (fs.existsSync(file)) {

@@ -94,15 +94,20 @@ describe.each(CASES)("dashboard %s", (_name, model) => {
 
     it("links only to dashboards that exist, keeping the time range", () => {
         const known = new Set(models(DEFAULTS).map((item) => item.uid));
-        const links = [...(model.links ?? []), ...panels.flatMap((item) => item.links ?? [])];
-        expect(links.length).toBeGreaterThan(0);
-        for (const link of links) {
+        const dashboardLinks = model.links ?? [];
+        const panelLinks = panels.flatMap((item) => item.links ?? []);
+        expect(dashboardLinks.length).toBeGreaterThan(0);
+        expect(panelLinks.length).toBeGreaterThan(0);
+        for (const link of [...dashboardLinks, ...panelLinks]) {
             const uid = linkedDashboardUid(link.url ?? "");
             expect(uid, `${link.title}: ${link.url}`).toBeDefined();
             expect(known.has(uid ?? ""), `${link.title} → ${uid}`).toBe(true);
             expect(uid).not.toBe(model.uid);
-            expect(link.keepTime === true || (link.url ?? "").includes("${__url_time_range}"), link.title).toBe(true);
         }
+        // Grafana keeps the time range of a dashboard link by its keepTime flag; a panel link is a
+        // data link (title, url, targetBlank) that ignores keepTime, so its URL must carry the range.
+        for (const link of dashboardLinks) expect(link.keepTime, link.title).toBe(true);
+        for (const link of panelLinks) expect(link.url ?? "", link.title).toContain("${__url_time_range}");
     });
 });
 
@@ -145,7 +150,8 @@ describe("the overview", () => {
         expect(keyword?.allowCustomValue).toBe(true);
         const live = panel(overview, OVERVIEW_PANEL_IDS.liveLogs);
         expect(live.type).toBe("logs");
-        expect(live.targets?.[0].expr).toContain("${keyword}");
+        // Escaped by Grafana (`:regex`), so the typed text matches literally.
+        expect(live.targets?.[0].expr).toContain("${keyword:regex}");
     });
 
     it("answers health as now (instant queries) and draws trends as ranges", () => {

@@ -130,9 +130,11 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         expect(group).toMatchObject({ name: "DeepChat", folderUid: FOLDER_UID, intervalSeconds: 60 });
     });
 
-    it("waits for the datasource before saving rules (Grafana checks it exists)", async () => {
+    it("waits for the datasource and the dashboards the rules link to before saving rules", async () => {
         const stack = await stackPromise;
-        expect(stack.one(RULE_GROUP, "rules").options.dependencies).toContain(stack.one(DATASOURCE, "loki").options.urn);
+        const dependencies = stack.one(RULE_GROUP, "rules").options.dependencies;
+        expect(dependencies).toContain(stack.one(DATASOURCE, "loki").options.urn);
+        expect(dependencies).toContain(stack.one(DASHBOARD, "dashboard-overview").options.urn);
     });
 
     it("exports fixed dashboard uids, the dashboards' URLs and the rule titles", async () => {

@@ -17,7 +17,7 @@ import {
     streamingLines,
     timeoutLines,
 } from "../dashboards/queries";
-import { checkLogql, interpolateVariables, labelProblems, lineFilters, passesLineFilters, syntaxErrors } from "./support/logqlLabels";
+import { checkLogql, interpolateVariables, labelProblems, lineFilters, passesLineFilters, syntaxErrors, VARIABLE_SAMPLES } from "./support/logqlLabels";
 
 const VARIANTS = [
     { name: "defaults", alerts: { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m" }, probeEnabled: true },
@@ -179,6 +179,21 @@ describe("line filters on real log lines", () => {
         expect(lineFilters(keywordLogLines())).toEqual([{ op: "|~", value: "(?i)model not found" }]);
         expect(passesLineFilters(keywordLogLines(), MODEL_NOT_FOUND.toUpperCase())).toBe(true);
         expect(passesLineFilters(keywordLogLines(), DEEPCHAT_ACCESS)).toBe(false);
+    });
+
+    it("takes a typed keyword as text, not as a regex, and shows every line for an empty one", () => {
+        const typed = (keyword: string) => ({ ...VARIABLE_SAMPLES, keyword });
+        // As a regex "[GIN]" is a character class that DeepChat's access line ("info") matches.
+        expect(passesLineFilters(keywordLogLines(), GIN_500, typed("[GIN]"))).toBe(true);
+        expect(passesLineFilters(keywordLogLines(), DEEPCHAT_ACCESS, typed("[GIN]"))).toBe(false);
+        expect(passesLineFilters(keywordLogLines(), 'path=C:\\models\\llama3 error="x"', typed("C:\\models"))).toBe(true);
+        // Quotes, parentheses and backslashes still make a query that parses.
+        for (const keyword of ['msg="model not found"', "ConnectError(", "C:\\models", "llama3:8b-q4_0 [GIN] a|b"]) {
+            expect(syntaxErrors(interpolateVariables(keywordLogLines(), typed(keyword))), keyword).toEqual([]);
+            expect(passesLineFilters(keywordLogLines(), `x ${keyword.toUpperCase()} y`, typed(keyword)), keyword).toBe(true);
+        }
+        expect(passesLineFilters(keywordLogLines(), DEEPCHAT_ACCESS, typed(""))).toBe(true);
+        expect(passesLineFilters(keywordLogLines(), GIN_DEBUG, typed(""))).toBe(true);
     });
 
     it("cuts the line number off slog's source for the by-file count", () => {

@@ -463,7 +463,16 @@ describe("deploy plumbing (scripts/automation.ts)", () => {
         const logged: string[] = [];
         const base = { stackName: "dev", log: (line: string) => logged.push(line), home: logRoot };
 
-        expect(choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { PULUMI_CONFIG_PASSPHRASE: "x" } }).description).toMatch(/from the environment/);
+        // What the caller's env says reaches the CLI, whatever this process's own environment holds.
+        expect(choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { PULUMI_CONFIG_PASSPHRASE: "x" } })).toEqual({
+            env: { PULUMI_CONFIG_PASSPHRASE: "x" },
+            description: "PULUMI_CONFIG_PASSPHRASE from the environment",
+        });
+        const operatorFile = path.join(logRoot, "operator.passphrase");
+        fs.writeFileSync(operatorFile, "from-the-operator\n", { mode: 0o600 });
+        expect(choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { PULUMI_CONFIG_PASSPHRASE_FILE: operatorFile } }).env).toEqual({
+            PULUMI_CONFIG_PASSPHRASE_FILE: operatorFile,
+        });
         expect(() => choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { XDG_CONFIG_HOME: configHome } })).toThrow(OperatorError);
         expect(() => choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { XDG_CONFIG_HOME: configHome } })).toThrow(/PULUMI_CONFIG_PASSPHRASE_FILE/);
         expect(() => choosePassphrase({ ...base, stackExists: false, mayGenerate: false, env: { XDG_CONFIG_HOME: configHome } })).toThrow(OperatorError);

@@ -12,6 +12,7 @@
  */
 import { parser } from "@grafana/lezer-logql";
 import { JOBS, LEVELS, PROBE_FIELDS, STATUS_CLASSES, STREAM_LABELS, STRUCTURED_METADATA, type JobName } from "../../components/logSchema";
+import { goRegex } from "./re2";
 
 type Tree = ReturnType<typeof parser.parse>;
 type SyntaxNode = Tree["topNode"];
@@ -25,13 +26,24 @@ export const VARIABLE_SAMPLES: Readonly<Record<string, string>> = {
     keyword: "model not found",
 };
 
-/** Replaces `$name` / `${name}` / `${name:format}`; throws on a variable without a sample. */
+/**
+ * Grafana's variable formats that our queries use (`${name:format}`). `regex` is Grafana's
+ * regex escape of a single value: a backslash before each regex metacharacter, `/` and `-`.
+ */
+const VARIABLE_FORMATS: Readonly<Record<string, (value: string) => string>> = {
+    regex: (value) => value.replace(/[-\/\\^$*+?.()|[\]{}]/g, "\\$&"),
+};
+
+/** Replaces `$name` / `${name}` / `${name:format}`; throws on a variable without a sample or an unknown format. */
 export function interpolateVariables(expr: string, samples: Readonly<Record<string, string>> = VARIABLE_SAMPLES): string {
-    return expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => {
+    return expr.replace(/\$\{(\w+)(?::(\w+))?\}|\$(\w+)/g, (whole, braced: string | undefined, format: string | undefined, bare: string | undefined) => {
         const name = braced ?? bare ?? "";
         const value = samples[name];
         if (value === undefined) throw new Error(`unknown dashboard variable ${whole} in: ${expr}`);
-        return value;
+        if (format === undefined) return value;
+        const formatter = VARIABLE_FORMATS[format];
+        if (!formatter) throw new Error(`unknown variable format ${whole} in: ${expr}`);
+        return formatter(value);
     });
 }
 
@@ -298,9 +310,9 @@ export interface LineFilterStage {
     readonly value: string;
 }
 
-/** The line filters of a query, in order (after interpolation). */
-export function lineFilters(expr: string): LineFilterStage[] {
-    const concrete = interpolateVariables(expr);
+/** The line filters of a query, in order (after interpolation with `samples`). */
+export function lineFilters(expr: string, samples: Readonly<Record<string, string>> = VARIABLE_SAMPLES): LineFilterStage[] {
+    const concrete = interpolateVariables(expr, samples);
     const ops: Record<string, LineFilterStage["op"]> = { PipeExact: "|=", Neq: "!=", PipeMatch: "|~", Nre: "!~" };
     return descendants(parser.parse(concrete).topNode)
         .filter((node) => node.name === "LineFilter")
@@ -313,26 +325,21 @@ export function lineFilters(expr: string): LineFilterStage[] {
         });
 }
 
-/** An RE2 pattern as a JS RegExp; only the `(?i)` prefix flag is translated. */
-function re2(pattern: string): RegExp {
-    const caseless = pattern.startsWith("(?i)");
-    const body = caseless ? pattern.slice(4) : pattern;
-    if (/\(\?[a-zA-Z]/.test(body)) throw new Error(`RE2 flags other than a leading (?i) are not translated: ${pattern}`);
-    return new RegExp(body, caseless ? "i" : "");
-}
-
-/** Whether a log line passes every line filter of the query (labels are not evaluated). */
-export function passesLineFilters(expr: string, line: string): boolean {
-    return lineFilters(expr).every(({ op, value }) => {
+/**
+ * Whether a log line passes every line filter of the query (labels are not evaluated).
+ * Regex filters run on real RE2, as Loki's Go regexp would (`(?i)`, escapes such as `\-`).
+ */
+export function passesLineFilters(expr: string, line: string, samples: Readonly<Record<string, string>> = VARIABLE_SAMPLES): boolean {
+    return lineFilters(expr, samples).every(({ op, value }) => {
         switch (op) {
             case "|=":
                 return line.includes(value);
             case "!=":
                 return !line.includes(value);
             case "|~":
-                return re2(value).test(line);
+                return goRegex(value).test(line);
             case "!~":
-                return !re2(value).test(line);
+                return !goRegex(value).test(line);
         }
     });
 }
