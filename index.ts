@@ -109,6 +109,7 @@ const content = new GrafanaContent("content", {
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
     probeIntervalSeconds: settings.ollamaProbe.intervalSeconds,
+    defaultDatasource: grafana.container !== undefined,
 });
 
 const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;

@@ -42,6 +42,11 @@ export interface GrafanaContentArgs {
     readonly probeEnabled: boolean;
     /** settings.ollamaProbe.intervalSeconds; "Ollama down" refuses a window shorter than two probe calls. */
     readonly probeIntervalSeconds?: number;
+    /**
+     * Make the Loki datasource the org's default. True for our own Grafana; on an existing,
+     * shared Grafana the org's default belongs to its owners (default: true).
+     */
+    readonly defaultDatasource?: boolean;
 }
 
 export class GrafanaContent extends pulumi.ComponentResource {
@@ -80,7 +85,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
                 uid: LOKI_DATASOURCE_UID,
                 url: args.lokiUrl,
                 accessMode: "proxy",
-                isDefault: true,
+                isDefault: args.defaultDatasource ?? true,
                 jsonDataEncoded: JSON.stringify({ maxLines: 1000, timeout: 60 }),
             },
             childOpts,

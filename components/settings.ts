@@ -253,7 +253,8 @@ export function parseSettings(raw: RawConfig): Settings {
     const ollamaProbe: OllamaProbeSettings = {
         enabled: v.booleanField("ollamaProbe.enabled", probeObject.enabled, true),
         url: v.httpUrl("ollamaProbe.url", probeObject.url, "http://127.0.0.1:11434"),
-        intervalSeconds: v.integerIn("ollamaProbe.intervalSeconds", probeObject.intervalSeconds, 15, 5, 300),
+        // At most a minute: the dashboards' "now" stats look back 5 minutes for the latest line.
+        intervalSeconds: v.integerIn("ollamaProbe.intervalSeconds", probeObject.intervalSeconds, 15, 5, 60),
         timeoutSeconds: v.integerIn("ollamaProbe.timeoutSeconds", probeObject.timeoutSeconds, 5, 1, 60),
         network: v.oneOf("ollamaProbe.network", probeObject.network, "host", ["host", "stack"] as const),
     };

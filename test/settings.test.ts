@@ -224,7 +224,7 @@ describe("bad input fails at preview with key, value and what is allowed", () =>
             alerts: { errorRateThreshold: -1, emailAddresses: ["oncall"] },
         });
         expect(problems).toEqual([
-            'ollamaProbe.intervalSeconds: 2 is not allowed. Expected an integer from 5 to 300.',
+            'ollamaProbe.intervalSeconds: 2 is not allowed. Expected an integer from 5 to 60.',
             'ollamaProbe.network: "bridge" is not allowed. Expected one of "host", "stack".',
             'alerts.errorRateThreshold: -1 is not allowed. Expected an integer from 0 to 1000000.',
             'alerts.emailAddresses: "oncall" is not allowed. Expected an e-mail address such as "oncall@lab.example".',

@@ -191,6 +191,7 @@ describe("the default stack", () => {
         const content = stack.resources.filter((resource) => resource.type.startsWith("grafana:"));
         expect(content.length).toBeGreaterThanOrEqual(5);
         for (const resource of content) expect(resource.provider, resource.name).toContain(provider.options.urn);
+        expect(stack.one("grafana:oss/dataSource:DataSource", "content-loki").inputs).toMatchObject({ url: "http://obs-loki:3100", isDefault: true });
     });
 
     it("exports the named outputs an operator and `npm run verify` read", () => {
@@ -270,6 +271,8 @@ describe("stack settings", () => {
         expect(provider.secretPaths).toContain("auth");
         expect(stack.outputs.grafanaUrl).toBe("https://grafana.lab.example");
         expect(stack.outputs.grafanaAdminPassword).toBeUndefined();
+        // A shared Grafana keeps its own default datasource; ours is added beside it.
+        expect(stack.one("grafana:oss/dataSource:DataSource", "content-loki").inputs).toMatchObject({ url: "http://10.0.0.5:3100", isDefault: false });
     });
 
     it("fail before anything is created when a value is invalid", async () => {
