@@ -8,7 +8,7 @@
  */
 import type { AlertSettings } from "./settings";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
-import { ollamaAnsweredProbe, ollamaConnectionFailures, serverErrorCount } from "../dashboards/queries";
+import { ollamaAnsweredProbe, ollamaConnectionFailures, deepchatServerErrorCount } from "../dashboards/queries";
 
 export const RULE_GROUP_NAME = "DeepChat";
 /** Every rule is evaluated once a minute. */
@@ -238,14 +238,14 @@ export function errorRateRule(options: AlertRuleOptions): AlertRule {
         annotations: {
             summary: `DeepChat: {{ $values.B.Value }} HTTP 5xx responses in the last ${errorRateWindow} (threshold ${errorRateThreshold}).`,
             description:
-                `More than ${errorRateThreshold} HTTP 5xx responses from DeepChat and Ollama in ${errorRateWindow}. Check first: ` +
+                `More than ${errorRateThreshold} HTTP 5xx responses from DeepChat in ${errorRateWindow}. Check first: ` +
                 '1) the overview\'s "Ollama" and "Model in GPU memory" stats: most DeepChat 5xx are Ollama failing underneath; ' +
                 `2) ${GPU_CASE} ` +
                 '3) the troubleshooting dashboard: "Streaming failures", "Timeouts and slow Ollama requests", "Ollama errors by source file".',
             ...panelLink(OVERVIEW_PANEL_IDS.deepchatHealth),
         },
         datas: [
-            lokiInstantQuery("A", options.datasourceUid, serverErrorCount(errorRateWindow), durationSeconds("alerts.errorRateWindow", errorRateWindow)),
+            lokiInstantQuery("A", options.datasourceUid, deepchatServerErrorCount(errorRateWindow), durationSeconds("alerts.errorRateWindow", errorRateWindow)),
             reduceLast("B", "A"),
             threshold("C", "B", "gt", errorRateThreshold),
         ],

@@ -36,7 +36,7 @@ import {
     probeLatencyMs,
     responsesPerMinute,
     serverBusyMentions,
-    serverErrorCount,
+    deepchatServerErrorCount,
 } from "./queries";
 
 /** Keywords offered in the live log stream; any other text can be typed in. */
@@ -66,11 +66,11 @@ export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder
         .id(IDS.deepchatHealth)
         .title(`DeepChat: HTTP 5xx in last ${options.errorRateWindow}`)
         .description(
-            `HTTP 5xx responses logged by DeepChat and Ollama in the last ${options.errorRateWindow}. ` +
+            `HTTP 5xx responses DeepChat answered in the last ${options.errorRateWindow}. ` +
                 `Red above ${options.errorRateThreshold}: the "DeepChat high error rate" alert fires on the same query.`,
         )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, serverErrorCount(options.errorRateWindow), { refId: "A", instant: true, legend: "5xx responses" }))
+        .withTarget(lokiQuery(options.datasourceUid, deepchatServerErrorCount(options.errorRateWindow), { refId: "A", instant: true, legend: "5xx responses" }))
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)

@@ -107,13 +107,14 @@ export function probeSample(
 // ---------------------------------------------------------------------------------------
 
 /**
- * HTTP 5xx responses logged by DeepChat and Ollama in `window`. `or vector(0)` turns "no
- * errors" (Loki returns an empty vector) into 0, so an alert sees Normal, not No Data.
- * Shared by the overview's DeepChat stat and the "DeepChat high error rate" rule, so the
- * stat shows exactly what the rule evaluates.
+ * HTTP 5xx responses DeepChat answered in `window`. Ollama's own 5xx are left out: each one
+ * usually surfaces as a DeepChat 5xx too, and counting both would page at half the threshold.
+ * `or vector(0)` turns "no errors" (Loki returns an empty vector) into 0, so an alert sees
+ * Normal, not No Data. Shared by the overview's DeepChat stat and the "DeepChat high error
+ * rate" rule, so the stat shows exactly what the rule evaluates.
  */
-export function serverErrorCount(window: string): string {
-    return `sum(count_over_time(${streamSelector(SERVICE_JOBS, { statusClasses: ["5xx"] })} [${window}])) or vector(0)`;
+export function deepchatServerErrorCount(window: string): string {
+    return `sum(count_over_time(${deepchatResponses(["5xx"])} [${window}])) or vector(0)`;
 }
 
 /**

@@ -16,7 +16,7 @@ import {
     type PanelJson,
 } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../dashboards/ids";
-import { serverErrorCount } from "../dashboards/queries";
+import { deepchatServerErrorCount } from "../dashboards/queries";
 
 const DEFAULTS: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true };
 const OTHER: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 3, errorRateWindow: "15m", probeEnabled: false };
@@ -179,7 +179,7 @@ describe("the overview", () => {
         // The same LogQL as the rule's query A.
         const rule = buildAlertRules({ datasourceUid: LOKI_DATASOURCE_UID, alerts: { ...options, ollamaDownFor: "2m" }, probeEnabled: true }).find((item) => item.uid === "deepchat-high-error-rate");
         const ruleQuery = rule?.datas.find((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID);
-        expect(stat.targets[0].expr).toBe(serverErrorCount(options.errorRateWindow));
+        expect(stat.targets[0].expr).toBe(deepchatServerErrorCount(options.errorRateWindow));
         expect((JSON.parse(ruleQuery?.model ?? "{}") as { expr: string }).expr).toBe(stat.targets[0].expr);
     });
 
