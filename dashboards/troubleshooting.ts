@@ -116,21 +116,15 @@ export function ollamaErrorsRow(): dashboard.RowBuilder {
 }
 
 export function ollamaErrorsBySourceFilePanel(options: DashboardOptions): table.PanelBuilder {
-    return new table.PanelBuilder()
-        .id(IDS.ollamaErrorsBySourceFile)
-        .title("Ollama errors by source file")
-        .description("Ollama's level=error lines in the selected time range, counted by the Go source file that logged them (source=sched.go:123 counts as sched.go).")
-        .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, ollamaErrorsBySourceFile(), { refId: "A", instant: true, legend: "{{source_file}}" }))
-        .transformations(seriesToRowsTransformations())
-        .overrideByName("Field", [{ id: "displayName", value: "Source file" }])
-        .overrideByName("Last *", [
-            { id: "displayName", value: "Error lines" },
-            { id: "unit", value: "short" },
-        ])
-        .links([overviewLink()])
-        .height(9)
-        .span(8);
+    return countTablePanel(options, {
+        id: IDS.ollamaErrorsBySourceFile,
+        title: "Ollama errors by source file",
+        description: "Ollama's level=error lines in the selected time range, counted by the Go source file that logged them (source=sched.go:123 counts as sched.go).",
+        expr: ollamaErrorsBySourceFile(),
+        legend: "{{source_file}}",
+        rowName: "Source file",
+        value: { name: "Error lines", unit: "short" },
+    }).span(8);
 }
 
 export function ollamaErrorLinesPanel(options: DashboardOptions): logs.PanelBuilder {
@@ -144,21 +138,44 @@ export function slowRequestsRow(): dashboard.RowBuilder {
 }
 
 export function slowestRequestsPanel(options: DashboardOptions): table.PanelBuilder {
+    return countTablePanel(options, {
+        id: IDS.slowestRequests,
+        title: "Slowest requests in the time range",
+        description: "Longest duration per job, method, path and status, from DeepChat's and Ollama's access lines.",
+        expr: slowestRequests(),
+        legend: "{{status}} {{method}} {{path}} ({{job}})",
+        rowName: "Request",
+        value: { name: "Max duration", unit: "s" },
+    }).span(12);
+}
+
+/** A table of one instant query: a row per series, its legend in the first column, its value in the second. */
+function countTablePanel(
+    options: DashboardOptions,
+    panel: {
+        readonly id: number;
+        readonly title: string;
+        readonly description: string;
+        readonly expr: string;
+        readonly legend: string;
+        readonly rowName: string;
+        readonly value: { readonly name: string; readonly unit: string };
+    },
+): table.PanelBuilder {
     return new table.PanelBuilder()
-        .id(IDS.slowestRequests)
-        .title("Slowest requests in the time range")
-        .description("Longest duration per job, method, path and status, from DeepChat's and Ollama's access lines.")
+        .id(panel.id)
+        .title(panel.title)
+        .description(panel.description)
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, slowestRequests(), { refId: "A", instant: true, legend: "{{status}} {{method}} {{path}} ({{job}})" }))
+        .withTarget(lokiQuery(options.datasourceUid, panel.expr, { refId: "A", instant: true, legend: panel.legend }))
         .transformations(seriesToRowsTransformations())
-        .overrideByName("Field", [{ id: "displayName", value: "Request" }])
+        .overrideByName("Field", [{ id: "displayName", value: panel.rowName }])
         .overrideByName("Last *", [
-            { id: "displayName", value: "Max duration" },
-            { id: "unit", value: "s" },
+            { id: "displayName", value: panel.value.name },
+            { id: "unit", value: panel.value.unit },
         ])
         .links([overviewLink()])
-        .height(9)
-        .span(12);
+        .height(9);
 }
 
 export function slowRequestLinesPanel(options: DashboardOptions): logs.PanelBuilder {
