@@ -5,11 +5,10 @@
  * the bounded waits are tested for real.
  */
 import * as fs from "fs";
-import * as http from "http";
-import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { freePort } from "./support/freePort";
 import { JOBS, STREAM_LABELS } from "../components/logSchema";
 import { chooseBackend, choosePassphrase, OperatorError } from "../scripts/automation";
 import { main } from "../scripts/verify";
@@ -489,12 +488,3 @@ describe("deploy plumbing (scripts/automation.ts)", () => {
         expect(logged).toEqual([]);
     });
 });
-
-/** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-    const server = http.createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-}

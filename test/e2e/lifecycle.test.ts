@@ -12,12 +12,11 @@
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as http from "http";
-import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { PulumiCommand, Stack, type EngineEvent, type LocalWorkspace, type StepEventMetadata } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/freePort";
 import { JOBS } from "../../components/logSchema";
 import { CONFIG_NAMESPACE } from "../../components/settings";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
@@ -184,12 +183,4 @@ function dockerNames(kind: "containers" | "networks" | "volumes", prefix: string
     if (result.error || result.status !== 0) throw new Error(`docker ${args.join(" ")} failed: ${result.error?.message ?? result.stderr}`);
     // The name filter matches substrings; keep exact prefix matches only.
     return result.stdout.split("\n").map((line) => line.trim()).filter((name) => name.startsWith(`${prefix}-`)).sort();
-}
-
-async function freePort(): Promise<number> {
-    const server = http.createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
 }
