@@ -108,7 +108,6 @@ const content = new GrafanaContent("content", {
     lokiUrl: grafana.lokiUrl,
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
-    probeIntervalSeconds: settings.ollamaProbe.intervalSeconds,
     defaultDatasource: grafana.container !== undefined,
 });
 

@@ -6,7 +6,7 @@
  *   B  reduce A to its last value
  *   C  threshold on B; the rule's condition.
  */
-import type { AlertSettings } from "./settings";
+import { durationSeconds, type AlertSettings } from "./settings";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { ollamaAnsweredProbe, ollamaConnectionFailures, deepchatServerErrorCount } from "../dashboards/queries";
 
@@ -62,15 +62,6 @@ export interface AlertRuleOptions {
     readonly alerts: Pick<AlertSettings, "errorRateThreshold" | "errorRateWindow" | "ollamaDownFor">;
     /** Whether the Ollama probe runs (settings ollamaProbe.enabled). */
     readonly probeEnabled: boolean;
-    /** The probe's interval (settings ollamaProbe.intervalSeconds); "Ollama down" needs at least two calls in its window. */
-    readonly probeIntervalSeconds?: number;
-}
-
-/** Seconds of a `shortDuration` setting (`90s`, `5m`, `1h`). */
-export function durationSeconds(key: string, value: string): number {
-    const match = /^([1-9]\d*)([smh])$/.exec(value);
-    if (!match) throw new Error(`${key}: "${value}" is not a duration; use a whole number of s, m or h, such as "90s", "5m" or "1h".`);
-    return Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] as "s" | "m" | "h"];
 }
 
 /**
@@ -87,36 +78,24 @@ export function lokiInstantQuery(refId: string, datasourceUid: string, expr: str
     };
 }
 
-/** Reduce `input` to its last value. */
-export function reduceLast(refId: string, input: string): AlertQuery {
+/** A server-side expression stage (reduce, threshold) of a Grafana-managed rule. */
+function expressionStage(refId: string, expression: Record<string, unknown>): AlertQuery {
     return {
         refId,
         datasourceUid: EXPRESSION_DATASOURCE_UID,
         relativeTimeRange: { from: 0, to: 0 },
-        model: JSON.stringify({
-            refId,
-            type: "reduce",
-            expression: input,
-            reducer: "last",
-            datasource: { type: "__expr__", uid: EXPRESSION_DATASOURCE_UID },
-        }),
+        model: JSON.stringify({ refId, ...expression, datasource: { type: "__expr__", uid: EXPRESSION_DATASOURCE_UID } }),
     };
+}
+
+/** Reduce `input` to its last value. */
+export function reduceLast(refId: string, input: string): AlertQuery {
+    return expressionStage(refId, { type: "reduce", expression: input, reducer: "last" });
 }
 
 /** Threshold on `input`: firing when `input <evaluator> value`. */
 export function threshold(refId: string, input: string, evaluator: "gt" | "lt", value: number): AlertQuery {
-    return {
-        refId,
-        datasourceUid: EXPRESSION_DATASOURCE_UID,
-        relativeTimeRange: { from: 0, to: 0 },
-        model: JSON.stringify({
-            refId,
-            type: "threshold",
-            expression: input,
-            conditions: [{ evaluator: { type: evaluator, params: [value] } }],
-            datasource: { type: "__expr__", uid: EXPRESSION_DATASOURCE_UID },
-        }),
-    };
+    return expressionStage(refId, { type: "threshold", expression: input, conditions: [{ evaluator: { type: evaluator, params: [value] } }] });
 }
 
 /** Annotations that link a notification to the overview panel showing the same signal. */
@@ -142,16 +121,9 @@ const GPU_CASE =
  */
 export function ollamaDownRule(options: AlertRuleOptions): AlertRule {
     const window = options.alerts.ollamaDownFor;
-    const windowSeconds = durationSeconds("alerts.ollamaDownFor", window);
+    const windowSeconds = durationSeconds(window);
     const labels = { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "ollama", severity: "critical" };
     if (options.probeEnabled) {
-        const interval = options.probeIntervalSeconds;
-        if (interval !== undefined && windowSeconds < 2 * interval) {
-            throw new Error(
-                `alerts.ollamaDownFor: "${window}" is shorter than two probe intervals (2 × ollamaProbe.intervalSeconds = ${2 * interval}s); ` +
-                    `a single late probe would page. Use at least "${2 * interval}s" or probe more often.`,
-            );
-        }
         return {
             name: ALERT_RULE_TITLES.ollamaDown,
             uid: ALERT_RULE_UIDS.ollamaDown,
@@ -213,14 +185,11 @@ export function ollamaDownRule(options: AlertRuleOptions): AlertRule {
 }
 
 /**
- * "DeepChat high error rate": more than `errorRateThreshold` HTTP 5xx responses (DeepChat
- * and Ollama) in `errorRateWindow`. The overview's DeepChat stat shows the same query.
+ * "DeepChat high error rate": more than `errorRateThreshold` HTTP 5xx responses from DeepChat
+ * in `errorRateWindow`. The overview's DeepChat stat shows the same query.
  */
 export function errorRateRule(options: AlertRuleOptions): AlertRule {
     const { errorRateThreshold, errorRateWindow } = options.alerts;
-    if (!Number.isInteger(errorRateThreshold) || errorRateThreshold < 0) {
-        throw new Error(`alerts.errorRateThreshold: ${errorRateThreshold} is not allowed; use a whole number of 0 or more.`);
-    }
     return {
         name: ALERT_RULE_TITLES.errorRate,
         uid: ALERT_RULE_UIDS.errorRate,
@@ -245,7 +214,7 @@ export function errorRateRule(options: AlertRuleOptions): AlertRule {
             ...panelLink(OVERVIEW_PANEL_IDS.deepchatHealth),
         },
         datas: [
-            lokiInstantQuery("A", options.datasourceUid, deepchatServerErrorCount(errorRateWindow), durationSeconds("alerts.errorRateWindow", errorRateWindow)),
+            lokiInstantQuery("A", options.datasourceUid, deepchatServerErrorCount(errorRateWindow), durationSeconds(errorRateWindow)),
             reduceLast("B", "A"),
             threshold("C", "B", "gt", errorRateThreshold),
         ],

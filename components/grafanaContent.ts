@@ -40,8 +40,6 @@ export interface GrafanaContentArgs {
     readonly alerts: AlertSettings;
     /** settings.ollamaProbe.enabled: without the probe, "Ollama down" falls back to DeepChat's connection errors. */
     readonly probeEnabled: boolean;
-    /** settings.ollamaProbe.intervalSeconds; "Ollama down" refuses a window shorter than two probe calls. */
-    readonly probeIntervalSeconds?: number;
     /**
      * Make the Loki datasource the org's default. True for our own Grafana; on an existing,
      * shared Grafana the org's default belongs to its owners (default: true).
@@ -122,7 +120,6 @@ export class GrafanaContent extends pulumi.ComponentResource {
             datasourceUid: LOKI_DATASOURCE_UID,
             alerts: args.alerts,
             probeEnabled: args.probeEnabled,
-            probeIntervalSeconds: args.probeIntervalSeconds,
         });
         this.alertRuleTitles = rules.map((rule) => rule.name);
         new grafana.alerting.RuleGroup(
