@@ -9,6 +9,7 @@ import * as random from "@pulumi/random";
 import { COMPONENT_LABEL } from "./components/dockerDefaults";
 import { Grafana } from "./components/grafana";
 import { GrafanaContent } from "./components/grafanaContent";
+import { GpuProbe, logGpuProbeDecision } from "./components/gpuProbe";
 import { JOBS } from "./components/logSchema";
 import { Loki } from "./components/loki";
 import { OllamaProbe } from "./components/ollamaProbe";
@@ -56,6 +57,12 @@ if (settings.ollamaProbe.enabled) {
         probe: settings.ollamaProbe,
         networkName: network.name,
     });
+}
+
+// `auto` was resolved at preview against this box's GPU and Container Toolkit (settings.ts).
+logGpuProbeDecision(settings.gpuProbe);
+if (settings.gpuProbe.enabled) {
+    new GpuProbe("gpu-probe", { namePrefix: settings.namePrefix, image: settings.images.gpuProbe, probe: settings.gpuProbe });
 }
 
 /** Where the Grafana content goes, and what must be healthy before the provider talks to it. */

@@ -13,6 +13,8 @@ export const JOBS = {
     deepchatContainer: "deepchat-container",
     /** One JSON line per Ollama probe call. */
     ollamaProbe: "ollama-probe",
+    /** Flat JSON lines of the GPU probe: one per GPU, per GPU process, per host, per failure. */
+    gpuProbe: "gpu-probe",
 } as const;
 
 export type JobName = (typeof JOBS)[keyof typeof JOBS];
@@ -68,3 +70,46 @@ export const PROBE_FIELDS = [
     "error", // why a call failed: up=0 → /api/version failed; up=1 with error → /api/ps failed; "" when both answered
 ] as const;
 export type ProbeField = (typeof PROBE_FIELDS)[number];
+
+/**
+ * Fields of the `gpu-probe` JSON lines, read at query time with `| json`. Every line has
+ * `probe`, `kind` and `error`; the others belong to one kind (components/probe/gpu_probe.py).
+ * A value the GPU does not report is null, which `| unwrap` drops.
+ */
+export const GPU_PROBE_FIELDS = [
+    "probe", // always "gpu"
+    "kind", // "host" | "gpu" | "process" | "error"
+    "error", // kind=error: why nvidia-smi gave no reading; kind=host: a /proc read that failed; else ""
+    // kind=host (the host's values: /proc/loadavg and /proc/meminfo are not namespaced)
+    "cpu_count",
+    "load1",
+    "load5",
+    "load15",
+    "host_memory_total_bytes",
+    "host_memory_available_bytes",
+    // kind=gpu and kind=process
+    "gpu", // the GPU's index as nvidia-smi numbers it, "0", "1", ...
+    "gpu_uuid",
+    // kind=gpu
+    "gpu_name",
+    "memory_total_bytes",
+    "memory_used_bytes",
+    "memory_free_bytes",
+    "memory_used_percent", // 0..100
+    "utilization_percent",
+    "temperature_celsius",
+    "power_draw_watts",
+    // kind=process
+    "pid",
+    "process_name", // as nvidia-smi prints it, often a full path
+    "process", // the executable's base name
+    "holder", // "ollama" for every Ollama process, else "<process> (pid <pid>)"
+    "ollama", // 1 for Ollama's server and runners, else 0
+    "used_memory_bytes",
+    "gpu_memory_total_bytes", // the GPU's total, so a holder's share needs no join
+] as const;
+export type GpuProbeField = (typeof GPU_PROBE_FIELDS)[number];
+
+/** The value of the `kind` field of each gpu-probe line. */
+export const GPU_PROBE_KINDS = ["host", "gpu", "process", "error"] as const;
+export type GpuProbeKind = (typeof GPU_PROBE_KINDS)[number];

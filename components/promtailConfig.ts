@@ -318,6 +318,9 @@ export function dockerMetaLabel(labelKey: string): string {
 /** The value of the component label on the probe container. */
 export const PROBE_COMPONENT = "ollama-probe";
 
+/** The value of the component label on the GPU probe container. */
+export const GPU_PROBE_COMPONENT = "gpu-probe";
+
 /** Container-name globs (`deepchat*`, `ollama?`) as one RE2 alternation of whole names (no '/'). */
 function containerNameAlternation(patterns: readonly string[]): string {
     const alternatives = patterns.map((pattern) => {
@@ -551,6 +554,9 @@ export const JOB_COMMENTS: Readonly<Record<string, string>> = {
     [JOBS.ollamaProbe]:
         " The Ollama probe's JSON lines (selected by its Docker label), read at query time with `| json`.\n" +
         " No docker stage here either: lines arrive unwrapped. The engine's `label` filter lists only the probe.",
+    [JOBS.gpuProbe]:
+        " The GPU probe's flat JSON lines (kind gpu / process / host / error), selected by its Docker label and\n" +
+        " read at query time with `| json`. No docker stage: lines arrive unwrapped. Without the probe, no target.",
 };
 
 /** The whole Promtail config. Throws on bad input, naming the value and what is allowed. */
@@ -618,6 +624,19 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
             docker_sd_configs: [dockerSdConfig([{ name: "label", values: [probeSelector] }])],
             relabel_configs: [
                 { source_labels: [componentMeta], regex: PROBE_COMPONENT, action: "keep" },
+                ...dockerLabels(job, args.hostLabel),
+            ],
+            pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],
+        });
+    }
+    {
+        const job = JOBS.gpuProbe;
+        scrapeConfigs.push({
+            job_name: job,
+            // As the Ollama probe's job: the engine lists only the GPU probe's container.
+            docker_sd_configs: [dockerSdConfig([{ name: "label", values: [`${args.componentLabel}=${GPU_PROBE_COMPONENT}`] }])],
+            relabel_configs: [
+                { source_labels: [componentMeta], regex: GPU_PROBE_COMPONENT, action: "keep" },
                 ...dockerLabels(job, args.hostLabel),
             ],
             pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],

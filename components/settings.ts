@@ -9,6 +9,7 @@
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { detectGpu, type GpuDetection } from "./gpuDetection";
 
 export const CONFIG_NAMESPACE = "deepchat-observability";
 
@@ -26,6 +27,9 @@ export const DEFAULT_IMAGES = {
     probe: "python:3.13.15-alpine3.24",
     // Used once, to give the Loki data volume to Loki's uid before Loki starts.
     volumeInit: "busybox:1.38.0",
+    // The GPU probe runs nvidia-smi, which the NVIDIA Container Toolkit mounts from the host:
+    // a glibc binary that does not run on Alpine (musl), so this one is Debian-based.
+    gpuProbe: "python:3.13.15-slim-trixie",
 } as const;
 
 export type ImageName = keyof typeof DEFAULT_IMAGES;
@@ -77,6 +81,21 @@ export interface OllamaProbeSettings {
     readonly network: "host" | "stack";
 }
 
+/** The GPU probe (components/gpuProbe.ts): nvidia-smi and /proc readings as JSON lines. */
+export interface GpuProbeSettings {
+    /** What the operator asked for: "auto" runs the probe only where a GPU and the toolkit were found. */
+    readonly requested: "auto" | "true" | "false";
+    /** Whether the probe container is created (the request, resolved against detection). */
+    readonly enabled: boolean;
+    /** Why it is (not) created, for the preview's log. */
+    readonly decision: string;
+    readonly intervalSeconds: number;
+    /** How long one nvidia-smi call may take before it counts as hung. */
+    readonly timeoutSeconds: number;
+    /** Share the host's PID namespace, so nvidia-smi can name the processes that hold the GPU. */
+    readonly hostPid: boolean;
+}
+
 export interface AlertSettings {
     /** "DeepChat high error rate" fires above this many 5xx responses per window. */
     readonly errorRateThreshold: number;
@@ -84,6 +103,12 @@ export interface AlertSettings {
     readonly errorRateWindow: string;
     /** How long Ollama must be unavailable before "Ollama down" fires, e.g. `2m`. */
     readonly ollamaDownFor: string;
+    /** "GPU memory nearly full" fires above this share of a GPU's memory, in percent. */
+    readonly gpuMemoryPercent: number;
+    /** ... held that long (the rule's pending period), e.g. `5m`. */
+    readonly gpuMemoryFor: string;
+    /** "Model not fully on the GPU" fires after a loaded model has been partly on the CPU that long. */
+    readonly modelOffGpuFor: string;
     readonly emailAddresses: string[];
     /** WeCom group-robot webhook URL; a secret. */
     readonly wecomWebhookUrl?: pulumi.Output<string>;
@@ -133,6 +158,7 @@ export interface Settings {
     readonly keepVolumesOnDestroy: boolean;
     readonly ollamaProbe: OllamaProbeSettings;
     readonly alerts: AlertSettings;
+    readonly gpuProbe: GpuProbeSettings;
 }
 
 /** What parseSettings reads: plain values, and secrets already wrapped as secret outputs. */
@@ -152,14 +178,35 @@ export class SettingsError extends Error {
     }
 }
 
+/** Facts about the box that settings are checked against; found outside parseSettings, which stays pure. */
+export interface HostFacts {
+    /** Whether an NVIDIA GPU and the Container Toolkit are there (components/gpuDetection.ts). */
+    readonly gpu: GpuDetection;
+}
+
+const GPU_NOT_CHECKED: GpuDetection = { available: false, reason: "GPU detection did not run" };
+
 /** Reads and validates the stack's config. Throws SettingsError at preview time. */
 export function loadSettings(config: pulumi.Config = new pulumi.Config(CONFIG_NAMESPACE)): Settings {
-    return parseSettings({
+    const raw: RawConfig = {
         // The raw value, also of secrets, for validation only; it never reaches a message.
         // (Config.get would warn "value is a secret" for every secret key.)
         get: (key) => pulumi.runtime.getConfig(`${config.name}:${key}`),
         getSecret: (key) => config.getSecret(key),
-    });
+    };
+    // Detection runs commands (nvidia-smi, docker info): only when the probe may run at all.
+    const gpu = gpuProbeRequestedOff(raw) ? { available: false, reason: "not checked: gpuProbe.enabled is false" } : detectGpu();
+    return parseSettings(raw, { gpu });
+}
+
+/** Whether the raw config turns the GPU probe off (unvalidated: parseSettings reports bad values). */
+function gpuProbeRequestedOff(raw: RawConfig): boolean {
+    try {
+        const enabled = (JSON.parse(raw.get("gpuProbe") ?? "{}") as { enabled?: unknown }).enabled;
+        return enabled === false || enabled === "false";
+    } catch {
+        return false;
+    }
 }
 
 // Keys of each structured (object) config value. Anything else is a typo and is rejected.
@@ -173,7 +220,8 @@ const LOKI_KEYS = [
     "maxLineSizeKb",
 ] as const;
 const PROBE_KEYS = ["enabled", "url", "intervalSeconds", "timeoutSeconds", "network"] as const;
-const ALERT_KEYS = ["errorRateThreshold", "errorRateWindow", "ollamaDownFor", "emailAddresses"] as const;
+const ALERT_KEYS = ["errorRateThreshold", "errorRateWindow", "ollamaDownFor", "emailAddresses", "gpuMemoryPercent", "gpuMemoryFor", "modelOffGpuFor"] as const;
+const GPU_PROBE_KEYS = ["enabled", "intervalSeconds", "timeoutSeconds", "hostPid"] as const;
 const SMTP_KEYS = ["host", "user", "fromAddress", "fromName", "startTlsPolicy", "skipVerify"] as const;
 
 /** Every top-level key this program reads; Pulumi.yaml declares the same set. */
@@ -202,10 +250,15 @@ export const CONFIG_KEYS = [
     "wecomWebhookUrl",
     "smtp",
     "smtpPassword",
+    "gpuProbeImage",
+    "gpuProbe",
 ] as const;
 
-/** Validates raw config values. Pure apart from reading `os.hostname()` for a default. */
-export function parseSettings(raw: RawConfig): Settings {
+/**
+ * Validates raw config values against the box's facts (GPU detection). Pure apart from
+ * reading `os.hostname()` for a default.
+ */
+export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_CHECKED }): Settings {
     const problems: string[] = [];
     const v = new Validator(raw, problems);
 
@@ -218,6 +271,7 @@ export function parseSettings(raw: RawConfig): Settings {
         grafana: v.image("grafanaImage", DEFAULT_IMAGES.grafana),
         probe: v.image("probeImage", DEFAULT_IMAGES.probe),
         volumeInit: v.image("volumeInitImage", DEFAULT_IMAGES.volumeInit),
+        gpuProbe: v.image("gpuProbeImage", DEFAULT_IMAGES.gpuProbe),
     };
 
     const lokiObject = v.object("loki", LOKI_KEYS);
@@ -278,6 +332,9 @@ export function parseSettings(raw: RawConfig): Settings {
         ollamaDownFor: v.shortDuration("alerts.ollamaDownFor", alertObject.ollamaDownFor, "2m"),
         emailAddresses: v.emails("alerts.emailAddresses", alertObject.emailAddresses),
         wecomWebhookUrl: raw.getSecret("wecomWebhookUrl"),
+        gpuMemoryPercent: v.numberIn("alerts.gpuMemoryPercent", alertObject.gpuMemoryPercent, 95, 1, 100),
+        gpuMemoryFor: v.shortDuration("alerts.gpuMemoryFor", alertObject.gpuMemoryFor, "5m"),
+        modelOffGpuFor: v.shortDuration("alerts.modelOffGpuFor", alertObject.modelOffGpuFor, "5m"),
     };
     const wecomPlain = raw.get("wecomWebhookUrl");
     if (wecomPlain !== undefined && !/^https?:\/\/\S+$/.test(wecomPlain)) {
@@ -295,10 +352,55 @@ export function parseSettings(raw: RawConfig): Settings {
 
     const keepVolumesOnDestroy = v.boolean("keepVolumesOnDestroy", true);
 
+    const gpuProbe = readGpuProbe(v, facts.gpu, problems);
+    for (const [key, window, interval, on] of [
+        ["alerts.gpuMemoryFor", alerts.gpuMemoryFor, gpuProbe.intervalSeconds, gpuProbe.enabled],
+        ["alerts.modelOffGpuFor", alerts.modelOffGpuFor, ollamaProbe.intervalSeconds, ollamaProbe.enabled],
+    ] as const) {
+        // One late probe line must not decide a rule.
+        if (on && durationSeconds(window) < 2 * interval) {
+            problems.push(`${key}: ${JSON.stringify(window)} is not allowed with a probe interval of ${interval}s. Expected at least two probe intervals (${2 * interval}s).`);
+        }
+    }
+
     if (problems.length > 0) {
         throw new SettingsError(problems);
     }
-    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts };
+    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts, gpuProbe };
+}
+
+/** The GPU probe's settings, with `enabled` resolved against what detection found on this box. */
+function readGpuProbe(v: Validator, gpu: GpuDetection, problems: string[]): GpuProbeSettings {
+    const object = v.object("gpuProbe", GPU_PROBE_KEYS);
+    const enabledValue = typeof object.enabled === "boolean" ? String(object.enabled) : object.enabled;
+    const requested = v.oneOf("gpuProbe.enabled", enabledValue, "auto", ["auto", "true", "false"] as const);
+    const intervalSeconds = v.integerIn("gpuProbe.intervalSeconds", object.intervalSeconds, 15, 5, 60);
+    const timeoutSeconds = v.integerIn("gpuProbe.timeoutSeconds", object.timeoutSeconds, 10, 1, 60);
+    const hostPid = v.booleanField("gpuProbe.hostPid", object.hostPid, true);
+    if (timeoutSeconds >= intervalSeconds) {
+        problems.push(`gpuProbe.timeoutSeconds: ${timeoutSeconds} must be shorter than gpuProbe.intervalSeconds (${intervalSeconds}).`);
+    }
+    let enabled: boolean;
+    let decision: string;
+    if (requested === "false") {
+        enabled = false;
+        decision = "GPU probe off (gpuProbe.enabled is false).";
+    } else if (gpu.available) {
+        enabled = true;
+        decision = `GPU probe on (gpuProbe.enabled is ${requested}): ${gpu.reason}.`;
+    } else if (requested === "auto") {
+        enabled = false;
+        decision = `GPU probe not deployed (gpuProbe.enabled is auto): ${gpu.reason}. The GPU panels say "no GPU probe" and the GPU alert stays quiet.`;
+    } else {
+        enabled = false;
+        decision = "";
+        // A container requesting a GPU would fail at `pulumi up` on this box; say so now.
+        problems.push(
+            `gpuProbe.enabled: true is not allowed on this box: ${gpu.reason}. Expected a box with an NVIDIA driver and the NVIDIA Container Toolkit ` +
+                "(check with `docker run --rm --gpus all python:3.13.15-slim-trixie nvidia-smi`), or \"auto\" / false.",
+        );
+    }
+    return { requested, enabled, decision, intervalSeconds, timeoutSeconds, hostPid };
 }
 
 function readGrafana(v: Validator, raw: RawConfig, problems: string[]): ManagedGrafana | ExternalGrafana {

@@ -23,7 +23,7 @@ const COMPONENT = "deepchat:observability:GrafanaContent";
 const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
 
 function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
-    return { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m", emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
+    return { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m", gpuMemoryPercent: 95, gpuMemoryFor: "5m", modelOffGpuFor: "5m", emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
 }
 
 interface Scenario {

@@ -52,8 +52,8 @@ describe("renderPromtailConfig", () => {
         expect(YAML.parse(yamlText)).toEqual(JSON.parse(JSON.stringify(buildPromtailConfig(ARGS))));
     });
 
-    it("has the four jobs, positions on the given file, and Loki's push URL with retries that never give up", () => {
-        expect(config.scrape_configs.map((job) => job.job_name)).toEqual([JOBS.deepchatWebui, JOBS.ollamaService, JOBS.deepchatContainer, JOBS.ollamaProbe]);
+    it("has the five jobs, positions on the given file, and Loki's push URL with retries that never give up", () => {
+        expect(config.scrape_configs.map((job) => job.job_name)).toEqual([JOBS.deepchatWebui, JOBS.ollamaService, JOBS.deepchatContainer, JOBS.ollamaProbe, JOBS.gpuProbe]);
         expect(config.positions.filename).toBe("/promtail/positions.yaml");
         expect(config.clients).toHaveLength(1);
         expect(config.clients[0].url).toBe("http://obs-loki:3100/loki/api/v1/push");
@@ -78,13 +78,13 @@ describe("renderPromtailConfig", () => {
 
     it("leaves out a job whose sources are empty", () => {
         const none = renderedConfig({ ...ARGS, logSources: { deepchatLogPaths: [], ollamaLogPaths: [], containerPatterns: [] } });
-        expect(none.scrape_configs.map((job) => job.job_name)).toEqual([JOBS.ollamaProbe]);
+        expect(none.scrape_configs.map((job) => job.job_name)).toEqual([JOBS.ollamaProbe, JOBS.gpuProbe]);
     });
 });
 
 describe("the Docker jobs", () => {
     it("read through the Docker socket, with no docker/cri unwrap stage (docker_sd lines arrive unwrapped)", () => {
-        for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe]) {
+        for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe, JOBS.gpuProbe]) {
             const parsed = YAML.parse(yamlText) as { scrape_configs: { job_name: string; docker_sd_configs: { host: string }[] }[] };
             const raw = parsed.scrape_configs.find((candidate) => candidate.job_name === job);
             expect(raw?.docker_sd_configs[0].host).toBe(DOCKER_SOCKET_URL);
@@ -126,7 +126,7 @@ describe("the Docker jobs", () => {
         const probe = scrape(JOBS.ollamaProbe);
         expect(probe.docker_sd_configs?.[0].filters).toEqual([{ name: "label", values: ["deepchat.observability.component=ollama-probe"] }]);
         // Both Docker jobs start by dropping label-less lines (what relabeling refused).
-        for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe]) {
+        for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe, JOBS.gpuProbe]) {
             expect(scrape(job).pipeline_stages[0]).toEqual({ match: { selector: `{job!="${job}"}`, action: "drop", drop_counter_reason: "container_not_collected" } });
         }
         expect(probe.relabel_configs?.[0]).toEqual({

@@ -11,7 +11,7 @@
  * with sample values; an unknown variable is an error.
  */
 import { parser } from "@grafana/lezer-logql";
-import { JOBS, LEVELS, PROBE_FIELDS, STATUS_CLASSES, STREAM_LABELS, STRUCTURED_METADATA, type JobName } from "../../components/logSchema";
+import { GPU_PROBE_FIELDS, JOBS, LEVELS, PROBE_FIELDS, STATUS_CLASSES, STREAM_LABELS, STRUCTURED_METADATA, type JobName } from "../../components/logSchema";
 import { goRegex } from "./re2";
 
 type Tree = ReturnType<typeof parser.parse>;
@@ -57,7 +57,21 @@ export const LOGFMT_KEYS: Readonly<Record<JobName, readonly string[]>> = {
     "deepchat-container": ["time", "level", "msg", "error", "method", "path", "status", "duration", "source"],
     // JSON lines: logfmt finds nothing.
     "ollama-probe": [],
+    "gpu-probe": [],
 };
+
+/** Keys of the JSON lines each job writes (the probes'); `| json` on other jobs yields no known field. */
+export const JSON_KEYS: Readonly<Partial<Record<JobName, readonly string[]>>> = {
+    "ollama-probe": PROBE_FIELDS,
+    "gpu-probe": GPU_PROBE_FIELDS,
+};
+
+/** Fields `| json` surely produces on every one of `jobs`: those all of them write. */
+function jsonFields(jobs: readonly JobName[]): string[] {
+    if (jobs.length === 0) return [];
+    const perJob = jobs.map((job) => JSON_KEYS[job] ?? []);
+    return perJob[0].filter((field) => perJob.every((fields) => fields.includes(field)));
+}
 
 /** Labels Loki itself attaches to a line whatever the pipeline: parse and conversion errors. */
 const LOKI_ERROR_LABELS = ["__error__", "__error_details__"];
@@ -172,8 +186,8 @@ function parserFields(expr: string, node: SyntaxNode, jobs: readonly JobName[]):
     const kind = node.firstChild?.name;
     const argument = node.getChild("String");
     if (kind === "Json") {
-        // Only the probe writes JSON lines whose keys we know.
-        return jobs.length > 0 && jobs.every((job) => job === JOBS.ollamaProbe) ? [...PROBE_FIELDS] : [];
+        // Only the probes write JSON lines whose keys we know.
+        return jsonFields(jobs);
     }
     if (kind === "Logfmt") return [...new Set(jobs.flatMap((job) => LOGFMT_KEYS[job]))];
     if (kind === "Regexp" && argument) return [...stringValue(text(expr, argument)).matchAll(/\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/g)].map((match) => match[1]);
@@ -211,11 +225,7 @@ function checkPipeline(expr: string, query: SyntaxNode, problems: string[]): Set
                 while (parserNode && parserNode.name === "LabelExtractionExpressionList") parserNode = parserNode.parent;
                 const parserKind = parserNode?.name;
                 const known =
-                    parserKind === "JsonExpressionParser"
-                        ? jobs.length > 0 && jobs.every((job) => job === JOBS.ollamaProbe)
-                            ? (PROBE_FIELDS as readonly string[])
-                            : []
-                        : [...new Set(jobs.flatMap((job) => LOGFMT_KEYS[job]))];
+                    parserKind === "JsonExpressionParser" ? jsonFields(jobs) : [...new Set(jobs.flatMap((job) => LOGFMT_KEYS[job]))];
                 if (!known.includes(key)) {
                     problems.push(`${parserKind === "JsonExpressionParser" ? "json" : "logfmt"} extracts "${key}", which the lines of ${jobs.join(", ")} do not carry`);
                 }
