@@ -25,11 +25,14 @@ export type CommandRunner = (command: string, args: readonly string[], timeoutMs
 /** Each check may take this long; a hung driver must not hang `pulumi preview`. */
 export const DETECTION_TIMEOUT_MS = 5000;
 
-const spawnRunner: CommandRunner = (command, args, timeoutMs) => {
-    const result = spawnSync(command, [...args], { encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] });
-    if (result.error || result.status === null) return undefined;
-    return { status: result.status, stdout: result.stdout };
-};
+/** Runs commands for real, found on `env`'s PATH; a command that outlives its timeout is killed. */
+export function spawnRunner(env: NodeJS.ProcessEnv): CommandRunner {
+    return (command, args, timeoutMs) => {
+        const result = spawnSync(command, [...args], { encoding: "utf8", timeout: timeoutMs, killSignal: "SIGKILL", env, stdio: ["ignore", "pipe", "pipe"] });
+        if (result.error || result.status === null) return undefined;
+        return { status: result.status, stdout: result.stdout };
+    };
+}
 
 /** The Docker runtimes of `docker info` (the toolkit registers "nvidia" with `nvidia-ctk runtime configure`). */
 function dockerHasNvidiaRuntime(run: CommandRunner): boolean {
@@ -49,7 +52,7 @@ function toolkitOnPath(run: CommandRunner): boolean {
 }
 
 /** Detects GPU + toolkit, unless DEEPCHAT_OBS_GPU states the answer. */
-export function detectGpu(env: NodeJS.ProcessEnv = process.env, run: CommandRunner = spawnRunner): GpuDetection {
+export function detectGpu(env: NodeJS.ProcessEnv = process.env, run: CommandRunner = spawnRunner(env)): GpuDetection {
     const override = env[GPU_DETECTION_OVERRIDE];
     if (override !== undefined && override !== "") {
         if (override === "present") return { available: true, reason: `${GPU_DETECTION_OVERRIDE}=present` };

@@ -183,10 +183,12 @@ def parse_gpus(text):
 
 
 def executable_name(name):
-    """The executable's base name: `/usr/local/bin/ollama` -> `ollama`, and with arguments
-    (`/usr/bin/ollama runner --model /models/x`, a name read from the command line) -> `ollama`."""
-    first = name.strip().split(" ")[0]
-    return first.replace("\\", "/").rsplit("/", 1)[-1]
+    """The executable's base name. nvidia-smi prints a path (`/usr/local/bin/ollama`) or a bare
+    name (`python3`), without arguments; a path may hold spaces or commas (`/srv/a, b/python3`)."""
+    text = name.strip().replace("\\", "/")
+    if text.startswith("/"):
+        return text.rsplit("/", 1)[-1]
+    return text.split(" ")[0]
 
 
 def name_from_proc(proc_root, pid):
