@@ -98,6 +98,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
             errorRateThreshold: args.alerts.errorRateThreshold,
             errorRateWindow: args.alerts.errorRateWindow,
             probeEnabled: args.probeEnabled,
+            gpuMemoryPercent: args.alerts.gpuMemoryPercent,
         };
         const json = allDashboardJson(dashboardOptions);
         const dashboards = {} as Record<DashboardKey, grafana.oss.Dashboard>;

@@ -44,6 +44,13 @@ export const OVERVIEW_PANEL_IDS = {
     probeLatency: 13,
     logsRow: 14,
     liveLogs: 15,
+    gpuRow: 16,
+    gpuMemory: 17,
+    gpuMemoryByHolder: 18,
+    gpuUtilization: 19,
+    gpuTemperature: 20,
+    cpuLoad: 21,
+    hostMemory: 22,
 } as const;
 
 export const TROUBLESHOOTING_PANEL_IDS = {
@@ -59,4 +66,7 @@ export const TROUBLESHOOTING_PANEL_IDS = {
     slowRequestsRow: 10,
     slowestRequests: 11,
     slowRequestLines: 12,
+    gpuHoldersRow: 13,
+    gpuHolders: 14,
+    gpuProbeErrors: 15,
 } as const;

@@ -8,6 +8,7 @@ import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as logs from "@grafana/grafana-foundation-sdk/logs";
 import * as stat from "@grafana/grafana-foundation-sdk/stat";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
+import { cpuLoadPanel, gpuMemoryByHolderPanel, gpuMemoryPanel, gpuRow, gpuTemperaturePanel, gpuUtilizationPanel, hostMemoryPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS as IDS } from "./ids";
 import {
     lastValue,
@@ -331,6 +332,13 @@ export function overviewDashboard(options: DashboardOptions): dashboard.Dashboar
         .withPanel(modelMemoryPanel(options))
         .withPanel(ollamaBusyPanel(options))
         .withPanel(probeLatencyPanel(options))
+        .withRow(gpuRow())
+        .withPanel(gpuMemoryPanel(options))
+        .withPanel(gpuMemoryByHolderPanel(options))
+        .withPanel(gpuUtilizationPanel(options))
+        .withPanel(gpuTemperaturePanel(options))
+        .withPanel(cpuLoadPanel(options))
+        .withPanel(hostMemoryPanel(options))
         .withRow(logsRow())
         .withPanel(liveLogsPanel(options));
 }

@@ -16,6 +16,8 @@ export interface DashboardOptions {
     readonly errorRateWindow: string;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
+    /** "GPU memory nearly full" threshold in percent; the GPU memory panel turns red there (default 95). */
+    readonly gpuMemoryPercent?: number;
 }
 
 export function lokiDatasource(uid: string): common.DataSourceRef {

@@ -9,6 +9,7 @@ import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as logs from "@grafana/grafana-foundation-sdk/logs";
 import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
+import { gpuHoldersPanel, gpuHoldersRow, gpuProbeErrorsPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
 import { dashboardLinkTo, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import {
@@ -206,6 +207,9 @@ export function troubleshootingDashboard(options: DashboardOptions): dashboard.D
         .withPanel(ollamaErrorLinesPanel(options))
         .withRow(slowRequestsRow())
         .withPanel(slowestRequestsPanel(options))
-        .withPanel(slowRequestLinesPanel(options));
+        .withPanel(slowRequestLinesPanel(options))
+        .withRow(gpuHoldersRow())
+        .withPanel(gpuHoldersPanel(options))
+        .withPanel(gpuProbeErrorsPanel(options));
 }
 
