@@ -79,7 +79,7 @@ export function lokiInstantQuery(refId: string, datasourceUid: string, expr: str
 }
 
 /** A server-side expression stage (reduce, threshold) of a Grafana-managed rule. */
-function expressionStage(refId: string, expression: Record<string, unknown>): AlertQuery {
+export function expressionStage(refId: string, expression: Record<string, unknown>): AlertQuery {
     return {
         refId,
         datasourceUid: EXPRESSION_DATASOURCE_UID,

@@ -5,6 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../components/alertRules";
+import { GPU_ALERT_RULE_TITLES } from "../components/gpuAlertRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../components/grafanaContent";
 import type { AlertSettings } from "../components/settings";
 import { allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
@@ -117,7 +118,8 @@ describe("GrafanaContent on the stack's Grafana container", () => {
             for (const panel of allPanels(model).filter((item) => item.type !== "row")) expect(panel.datasource?.uid).toBe(uid);
         }
         const lokiStages = rulesOf(stack).flatMap((rule) => rule.datas.filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID));
-        expect(lokiStages).toHaveLength(2);
+        // Ollama down, error rate, GPU memory (the share and its top foreign holder), model off the GPU.
+        expect(lokiStages).toHaveLength(5);
         for (const stage of lokiStages) expect(stage.datasourceUid).toBe(uid);
     });
 
@@ -144,7 +146,7 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         // The mock provider reports http://grafana.mock/d/<uid> as a dashboard's url.
         expect(stack.outputs.overviewUrl).toBe("http://grafana.mock/d/deepchat-overview");
         expect(stack.outputs.troubleshootingUrl).toBe("http://grafana.mock/d/deepchat-troubleshooting");
-        expect(stack.outputs.alertRuleTitles).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate]);
+        expect(stack.outputs.alertRuleTitles).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate, GPU_ALERT_RULE_TITLES.gpuMemory, GPU_ALERT_RULE_TITLES.modelOffGpu]);
         expect(rulesOf(stack).map((rule) => rule.name)).toEqual(stack.outputs.alertRuleTitles);
         for (const rule of rulesOf(stack)) expect(rule.annotations.runbook_url).toBe(stack.outputs.troubleshootingUrl);
     });
@@ -192,7 +194,7 @@ describe("contact points", () => {
         const stack = await deploy({ withContainer: true, alerts: alerts() });
         expect(stack.ofType(CONTACT_POINT)).toEqual([]);
         expect(stack.ofType(POLICY)).toEqual([]);
-        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate]);
+        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate, GPU_ALERT_RULE_TITLES.gpuMemory, GPU_ALERT_RULE_TITLES.modelOffGpu]);
         expect(stack.outputs.contactPointName).toBe("none");
     });
 

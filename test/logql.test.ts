@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../components/alertRules";
+import { buildGpuAlertRules } from "../components/gpuAlertRules";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import {
@@ -48,7 +49,7 @@ function dashboardExpressions(): NamedExpression[] {
 
 function ruleExpressions(): NamedExpression[] {
     return VARIANTS.flatMap((variant) =>
-        buildAlertRules({ datasourceUid: LOKI_DATASOURCE_UID, alerts: variant.alerts, probeEnabled: variant.probeEnabled }).flatMap((rule) =>
+        [...buildAlertRules({ datasourceUid: LOKI_DATASOURCE_UID, alerts: variant.alerts, probeEnabled: variant.probeEnabled }), ...buildGpuAlertRules(LOKI_DATASOURCE_UID)].flatMap((rule) =>
             rule.datas
                 .filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID)
                 .map((data) => ({ where: `${variant.name}: rule "${rule.name}" ${data.refId}`, expr: (JSON.parse(data.model) as { expr: string }).expr })),
@@ -66,7 +67,8 @@ describe("the set of LogQL expressions under test", () => {
         const panelsWithData = allPanels(overview).filter((panel) => panel.type !== "row");
         // Every non-row panel contributes at least one query.
         expect(new Set(dashboardQueries(overview).map((query) => query.panelId))).toEqual(new Set(panelsWithData.map((panel) => panel.id)));
-        expect(ruleExpressions()).toHaveLength(2 * VARIANTS.length);
+        // Two rules with one Loki query each, and the GPU rules: memory (share, top foreign holder) and model share.
+        expect(ruleExpressions()).toHaveLength((2 + 3) * VARIANTS.length);
         expect(dashboardExpressions().length).toBeGreaterThanOrEqual(2 * 20);
         for (const { expr } of EXPRESSIONS) expect(expr.trim()).not.toBe("");
     });
