@@ -34,7 +34,7 @@ const loki = new Loki("loki", {
     keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
 });
 
-new Promtail(
+const promtail = new Promtail(
     "promtail",
     {
         namePrefix: settings.namePrefix,
@@ -49,14 +49,14 @@ new Promtail(
     { dependsOn: [loki] },
 );
 
-if (settings.ollamaProbe.enabled) {
-    new OllamaProbe("ollama-probe", {
-        namePrefix: settings.namePrefix,
-        image: settings.images.probe,
-        probe: settings.ollamaProbe,
-        networkName: network.name,
-    });
-}
+const ollamaProbe = settings.ollamaProbe.enabled
+    ? new OllamaProbe("ollama-probe", {
+          namePrefix: settings.namePrefix,
+          image: settings.images.probe,
+          probe: settings.ollamaProbe,
+          networkName: network.name,
+      })
+    : undefined;
 
 /** Where the Grafana content goes, and what must be healthy before the provider talks to it. */
 interface GrafanaTarget {
@@ -105,9 +105,14 @@ const content = new GrafanaContent("content", {
     grafanaUrl: grafana.url,
     grafanaAuth: grafana.auth,
     grafanaReady: grafana.ready,
+    // Loki healthy (past its warm-up), Promtail healthy, the probe running: only then do the
+    // rules start evaluating, so a fresh deploy does not page "Ollama down".
+    pipelineReady: [loki.container, promtail.container, ...(ollamaProbe ? [ollamaProbe.container] : [])],
     lokiUrl: grafana.lokiUrl,
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
+    expectedHosts: [settings.hostLabel],
+    probeContainerName: `${settings.namePrefix}-ollama-probe`,
     defaultDatasource: grafana.container !== undefined,
 });
 

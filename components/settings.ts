@@ -84,10 +84,33 @@ export interface AlertSettings {
     readonly errorRateWindow: string;
     /** How long Ollama must be unavailable before "Ollama down" fires, e.g. `2m`. */
     readonly ollamaDownFor: string;
+    /** "DeepChat replies failing" fires above this many failed replies per window. */
+    readonly replyFailureThreshold: number;
+    /** LogQL range of the failed-replies rule, e.g. `5m`. */
+    readonly replyFailureWindow: string;
+    /** An Ollama generation that took at least this long (a LogQL duration, e.g. `120s`) counts as timed out. */
+    readonly ollamaRequestTimeout: string;
     readonly emailAddresses: string[];
     /** WeCom group-robot webhook URL; a secret. */
     readonly wecomWebhookUrl?: pulumi.Output<string>;
 }
+
+/** The thresholds and windows that the rules evaluate and the dashboards show beside them. */
+export type AlertThresholds = Pick<
+    AlertSettings,
+    "errorRateThreshold" | "errorRateWindow" | "ollamaDownFor" | "replyFailureThreshold" | "replyFailureWindow" | "ollamaRequestTimeout"
+>;
+
+/** Defaults of the alert thresholds; every field can be overridden under the `alerts` key. */
+export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = {
+    errorRateThreshold: 10,
+    errorRateWindow: "5m",
+    ollamaDownFor: "2m",
+    replyFailureThreshold: 3,
+    replyFailureWindow: "5m",
+    // DeepChat's client gives up on Ollama after 120 s; a generation that long never reached the user.
+    ollamaRequestTimeout: "120s",
+};
 
 export interface SmtpSettings {
     /** `host:port` of the mail relay. */
@@ -133,6 +156,11 @@ export interface Settings {
     readonly keepVolumesOnDestroy: boolean;
     readonly ollamaProbe: OllamaProbeSettings;
     readonly alerts: AlertSettings;
+    /**
+     * Valid but risky combinations, shown by `pulumi preview` as warnings (an e-mail contact
+     * point on an external Grafana whose SMTP we cannot see, ...).
+     */
+    readonly warnings: string[];
 }
 
 /** What parseSettings reads: plain values, and secrets already wrapped as secret outputs. */
@@ -154,12 +182,14 @@ export class SettingsError extends Error {
 
 /** Reads and validates the stack's config. Throws SettingsError at preview time. */
 export function loadSettings(config: pulumi.Config = new pulumi.Config(CONFIG_NAMESPACE)): Settings {
-    return parseSettings({
+    const settings = parseSettings({
         // The raw value, also of secrets, for validation only; it never reaches a message.
         // (Config.get would warn "value is a secret" for every secret key.)
         get: (key) => pulumi.runtime.getConfig(`${config.name}:${key}`),
         getSecret: (key) => config.getSecret(key),
     });
+    for (const warning of settings.warnings) void pulumi.log.warn(warning);
+    return settings;
 }
 
 // Keys of each structured (object) config value. Anything else is a typo and is rejected.
@@ -173,7 +203,15 @@ const LOKI_KEYS = [
     "maxLineSizeKb",
 ] as const;
 const PROBE_KEYS = ["enabled", "url", "intervalSeconds", "timeoutSeconds", "network"] as const;
-const ALERT_KEYS = ["errorRateThreshold", "errorRateWindow", "ollamaDownFor", "emailAddresses"] as const;
+const ALERT_KEYS = [
+    "errorRateThreshold",
+    "errorRateWindow",
+    "ollamaDownFor",
+    "replyFailureThreshold",
+    "replyFailureWindow",
+    "ollamaRequestTimeout",
+    "emailAddresses",
+] as const;
 const SMTP_KEYS = ["host", "user", "fromAddress", "fromName", "startTlsPolicy", "skipVerify"] as const;
 
 /** Every top-level key this program reads; Pulumi.yaml declares the same set. */
@@ -207,6 +245,7 @@ export const CONFIG_KEYS = [
 /** Validates raw config values. Pure apart from reading `os.hostname()` for a default. */
 export function parseSettings(raw: RawConfig): Settings {
     const problems: string[] = [];
+    const warnings: string[] = [];
     const v = new Validator(raw, problems);
 
     const namePrefix = v.matching("namePrefix", "obs", /^[a-z][a-z0-9-]{0,29}$/, "lower-case letters, digits and '-', starting with a letter, at most 30 characters");
@@ -272,16 +311,35 @@ export function parseSettings(raw: RawConfig): Settings {
     }
 
     const alertObject = v.object("alerts", ALERT_KEYS);
+    const alertDefaults = DEFAULT_ALERT_THRESHOLDS;
     const alerts: AlertSettings = {
-        errorRateThreshold: v.integerIn("alerts.errorRateThreshold", alertObject.errorRateThreshold, 10, 0, 1_000_000),
-        errorRateWindow: v.shortDuration("alerts.errorRateWindow", alertObject.errorRateWindow, "5m"),
-        ollamaDownFor: v.shortDuration("alerts.ollamaDownFor", alertObject.ollamaDownFor, "2m"),
+        errorRateThreshold: v.integerIn("alerts.errorRateThreshold", alertObject.errorRateThreshold, alertDefaults.errorRateThreshold, 0, 1_000_000),
+        errorRateWindow: v.shortDuration("alerts.errorRateWindow", alertObject.errorRateWindow, alertDefaults.errorRateWindow),
+        ollamaDownFor: v.shortDuration("alerts.ollamaDownFor", alertObject.ollamaDownFor, alertDefaults.ollamaDownFor),
+        replyFailureThreshold: v.integerIn("alerts.replyFailureThreshold", alertObject.replyFailureThreshold, alertDefaults.replyFailureThreshold, 0, 1_000_000),
+        replyFailureWindow: v.shortDuration("alerts.replyFailureWindow", alertObject.replyFailureWindow, alertDefaults.replyFailureWindow),
+        ollamaRequestTimeout: v.shortDuration("alerts.ollamaRequestTimeout", alertObject.ollamaRequestTimeout, alertDefaults.ollamaRequestTimeout),
         emailAddresses: v.emails("alerts.emailAddresses", alertObject.emailAddresses),
         wecomWebhookUrl: raw.getSecret("wecomWebhookUrl"),
     };
     const wecomPlain = raw.get("wecomWebhookUrl");
     if (wecomPlain !== undefined && !/^https?:\/\/\S+$/.test(wecomPlain)) {
         problems.push(`wecomWebhookUrl: the value is not an http(s) URL. Set the group robot's webhook URL with --secret.`);
+    }
+
+    if (alerts.emailAddresses.length > 0) {
+        if (grafana.kind === "container" && grafana.smtp === undefined) {
+            // Grafana would run with SMTP disabled and fail every send inside Grafana: an e-mail-only setup pages nobody.
+            problems.push(
+                `alerts.emailAddresses: ${JSON.stringify(alerts.emailAddresses)} is not allowed without smtp: the stack's Grafana would run with SMTP disabled ` +
+                    `and every alert e-mail would fail inside Grafana ("SMTP not configured"). Set smtp (at least smtp.host and smtp.fromAddress), or remove alerts.emailAddresses.`,
+            );
+        } else if (grafana.kind === "external") {
+            warnings.push(
+                `alerts.emailAddresses is set for the existing Grafana at ${grafana.url}, whose SMTP settings this stack cannot see. ` +
+                    `Unless that Grafana has [smtp] enabled = true (GF_SMTP_ENABLED), every alert e-mail fails inside Grafana; send a test from its contact point "DeepChat on-call".`,
+            );
+        }
     }
 
     const downForSeconds = durationSeconds(alerts.ollamaDownFor);
@@ -298,7 +356,7 @@ export function parseSettings(raw: RawConfig): Settings {
     if (problems.length > 0) {
         throw new SettingsError(problems);
     }
-    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts };
+    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts, warnings };
 }
 
 function readGrafana(v: Validator, raw: RawConfig, problems: string[]): ManagedGrafana | ExternalGrafana {

@@ -44,6 +44,7 @@ export const OVERVIEW_PANEL_IDS = {
     probeLatency: 13,
     logsRow: 14,
     liveLogs: 15,
+    failedReplies: 16,
 } as const;
 
 export const TROUBLESHOOTING_PANEL_IDS = {

@@ -6,14 +6,14 @@
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as loki from "@grafana/grafana-foundation-sdk/loki";
+import type { AlertThresholds } from "../components/settings";
 
 /** What every dashboard builder needs to know. */
 export interface DashboardOptions {
     /** uid of the Loki datasource all panels query. */
     readonly datasourceUid: string;
-    /** Threshold and window of "DeepChat high error rate"; the overview's DeepChat stat uses the same. */
-    readonly errorRateThreshold: number;
-    readonly errorRateWindow: string;
+    /** The rules' thresholds and windows: the health stats and failure panels use the same. */
+    readonly alerts: AlertThresholds;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
 }

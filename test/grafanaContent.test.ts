@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../components/alertRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../components/grafanaContent";
-import type { AlertSettings } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS, type AlertSettings } from "../components/settings";
 import { allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { runWithMocks, type ProgramRun, type RecordedResource } from "./mocks";
@@ -23,7 +23,7 @@ const COMPONENT = "deepchat:observability:GrafanaContent";
 const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
 
 function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
-    return { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m", emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
+    return { ...DEFAULT_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
 }
 
 interface Scenario {
@@ -44,6 +44,8 @@ function deploy(scenario: Scenario): Promise<ProgramRun> {
             lokiUrl: scenario.withContainer ? "http://obs-loki:3100" : "http://10.0.0.5:3100",
             alerts: scenario.alerts,
             probeEnabled: scenario.probeEnabled ?? true,
+            expectedHosts: ["lab-box"],
+            probeContainerName: "obs-ollama-probe",
         };
         const content = new GrafanaContent("content", args);
         return {
@@ -117,7 +119,7 @@ describe("GrafanaContent on the stack's Grafana container", () => {
             for (const panel of allPanels(model).filter((item) => item.type !== "row")) expect(panel.datasource?.uid).toBe(uid);
         }
         const lokiStages = rulesOf(stack).flatMap((rule) => rule.datas.filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID));
-        expect(lokiStages).toHaveLength(2);
+        expect(lokiStages).toHaveLength(Object.keys(ALERT_RULE_TITLES).length);
         for (const stage of lokiStages) expect(stage.datasourceUid).toBe(uid);
     });
 
@@ -144,7 +146,7 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         // The mock provider reports http://grafana.mock/d/<uid> as a dashboard's url.
         expect(stack.outputs.overviewUrl).toBe("http://grafana.mock/d/deepchat-overview");
         expect(stack.outputs.troubleshootingUrl).toBe("http://grafana.mock/d/deepchat-troubleshooting");
-        expect(stack.outputs.alertRuleTitles).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate]);
+        expect(stack.outputs.alertRuleTitles).toEqual(Object.values(ALERT_RULE_TITLES));
         expect(rulesOf(stack).map((rule) => rule.name)).toEqual(stack.outputs.alertRuleTitles);
         for (const rule of rulesOf(stack)) expect(rule.annotations.runbook_url).toBe(stack.outputs.troubleshootingUrl);
     });
@@ -192,7 +194,7 @@ describe("contact points", () => {
         const stack = await deploy({ withContainer: true, alerts: alerts() });
         expect(stack.ofType(CONTACT_POINT)).toEqual([]);
         expect(stack.ofType(POLICY)).toEqual([]);
-        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate]);
+        expect(rulesOf(stack).map((rule) => rule.name)).toEqual(Object.values(ALERT_RULE_TITLES));
         expect(stack.outputs.contactPointName).toBe("none");
     });
 

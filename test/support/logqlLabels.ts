@@ -267,6 +267,11 @@ export function labelProblems(expr: string): string[] {
         for (const label of checkPipeline(expr, pipeline, problems)) groupable.add(label);
     }
     for (const label of LOKI_ERROR_LABELS) groupable.delete(label);
+    // label_replace(v, "dst", "replacement", "src", "regex") makes `dst` a label of its result.
+    for (const node of all.filter((candidate) => candidate.name === "LabelReplaceExpr")) {
+        const destination = node.getChild("String");
+        if (destination) groupable.add(stringValue(text(expr, destination)));
+    }
     for (const node of all) {
         const inGrouping = node.name === "Identifier" && node.parent?.name === "Labels";
         const inVectorMatching = node.name === "LabelName";
