@@ -16,6 +16,7 @@ import {
     noDataText,
     panelLinkTo,
     dashboardLinkTo,
+    hostVariable,
     thresholds,
     valueText,
     type DashboardOptions,
@@ -367,6 +368,7 @@ export function overviewDashboard(options: DashboardOptions): dashboard.Dashboar
         .refresh("30s")
         // Pulumi owns this dashboard: edits in the UI would be overwritten by the next `pulumi up`.
         .readonly()
+        .withVariable(hostVariable(options.datasourceUid))
         .withVariable(keywordVariable())
         .link(dashboardLinkTo("DeepChat troubleshooting", DASHBOARD_UIDS.troubleshooting))
         .withRow(healthRow())

@@ -21,6 +21,10 @@ export const AUTO_RANGE = "$__auto";
 export const DASHBOARD_RANGE = "$__range";
 /** Name of the overview's keyword variable (`${keyword}` in the live log stream). */
 export const KEYWORD_VARIABLE = "keyword";
+/** Name of both dashboards' box picker (multi-value, with All). */
+export const HOST_VARIABLE = "host";
+/** The matcher every panel query gets: only the boxes picked in the host variable. */
+export const PICKED_HOSTS_MATCHER = `host=~"$${HOST_VARIABLE}"`;
 
 /**
  * Ollama's Gin access lines start with this marker. In the common packaging DeepChat and
@@ -51,6 +55,18 @@ function oneOf(label: string, values: readonly string[]): string {
     if (values.length === 0) throw new Error(`oneOf(${label}): at least one value is required`);
     const op: MatchOp = values.length === 1 ? "=" : "=~";
     return `${label}${op}${logqlString(values.join("|"))}`;
+}
+
+/** Where a stream selector starts: `{` followed by a label matcher (never a template's `{{`). */
+const SELECTOR_START = /\{(?=[A-Za-z_][A-Za-z0-9_]*(?:=~|!~|!=|=)")/g;
+
+/**
+ * `expr` narrowed to the boxes picked in the dashboards' host variable: PICKED_HOSTS_MATCHER is
+ * added to every stream selector. The panels call it once, in lokiQuery; the rules do not (they
+ * evaluate every box). Grafana turns a multi-value pick into a regex alternation, All into `.+`.
+ */
+export function forPickedHosts(expr: string): string {
+    return expr.replace(SELECTOR_START, `{${PICKED_HOSTS_MATCHER}, `);
 }
 
 /** A stream selector on the jobs, optionally narrowed by level and status_class. */

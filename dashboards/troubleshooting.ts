@@ -10,7 +10,7 @@ import * as logs from "@grafana/grafana-foundation-sdk/logs";
 import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
-import { dashboardLinkTo, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
@@ -204,6 +204,7 @@ export function troubleshootingDashboard(options: DashboardOptions): dashboard.D
         .refresh("1m")
         // Pulumi owns this dashboard: edits in the UI would be overwritten by the next `pulumi up`.
         .readonly()
+        .withVariable(hostVariable(options.datasourceUid))
         .link(dashboardLinkTo("DeepChat overview", DASHBOARD_UIDS.overview))
         .withRow(streamingRow())
         .withPanel(streamingFailuresPanel(options))

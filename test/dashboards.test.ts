@@ -25,8 +25,10 @@ import {
     deepchatServerErrorsPerHost,
     failedRepliesCount,
     failedRepliesPerHost,
+    forPickedHosts,
     ollamaFailedGenerations,
     AUTO_RANGE,
+    PICKED_HOSTS_MATCHER,
 } from "../dashboards/queries";
 
 const DEFAULTS: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true };
@@ -134,6 +136,9 @@ describe.each(CASES)("dashboard %s", (_name, model) => {
         // Grafana keeps the time range of a dashboard link by its keepTime flag; a panel link is a
         // data link (title, url, targetBlank) that ignores keepTime, so its URL must carry the range.
         for (const link of dashboardLinks) expect(link.keepTime, link.title).toBe(true);
+        // ...and the picked boxes: dashboard links by includeVars, panel links in their URL.
+        for (const link of dashboardLinks) expect((link as { includeVars?: boolean }).includeVars, link.title).toBe(true);
+        for (const link of panelLinks) expect(link.url ?? "", link.title).toContain("${host:queryparam}");
         for (const link of panelLinks) expect(link.url ?? "", link.title).toContain("${__url_time_range}");
     });
 });
@@ -165,7 +170,7 @@ describe("the overview", () => {
     it("links every data panel to the troubleshooting dashboard for the same time range", () => {
         for (const item of allPanels(overview).filter((candidate) => candidate.type !== "row")) {
             const urls = (item.links ?? []).map((link) => link.url ?? "");
-            expect(urls, item.title).toContain(`/d/${DASHBOARD_UIDS.troubleshooting}?\${__url_time_range}`);
+            expect(urls, item.title).toContain(`/d/${DASHBOARD_UIDS.troubleshooting}?\${__url_time_range}&\${host:queryparam}`);
         }
         expect((troubleshooting.links ?? []).map((link) => linkedDashboardUid(link.url ?? ""))).toContain(DASHBOARD_UIDS.overview);
     });
@@ -216,12 +221,13 @@ describe("the overview", () => {
         expect(stat.targets.map((target) => target.legendFormat)).toEqual([DEEPCHAT_HEALTH_VALUES.serverErrors, DEEPCHAT_HEALTH_VALUES.failedReplies]);
         // The total of the same per-box counts the rules evaluate.
         const { errorRateWindow, replyFailureWindow, ollamaRequestTimeout } = options.alerts;
-        expect(stat.targets[0].expr).toBe(deepchatServerErrorCount(errorRateWindow));
-        expect(stat.targets[0].expr).toContain(deepchatServerErrorsPerHost(errorRateWindow));
+        // (The panels add the box picker to every selector; the rules evaluate every box.)
+        expect(stat.targets[0].expr).toBe(forPickedHosts(deepchatServerErrorCount(errorRateWindow)));
+        expect(stat.targets[0].expr).toContain(forPickedHosts(deepchatServerErrorsPerHost(errorRateWindow)));
         expect(ruleExpr(options, "deepchat-high-error-rate")).toContain(deepchatServerErrorsPerHost(errorRateWindow));
-        expect(stat.targets[1].expr).toBe(failedRepliesCount(replyFailureWindow, ollamaRequestTimeout));
+        expect(stat.targets[1].expr).toBe(forPickedHosts(failedRepliesCount(replyFailureWindow, ollamaRequestTimeout)));
+        expect(stat.targets[1].expr).toContain(forPickedHosts(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout)));
         expect(ruleExpr(options, "deepchat-replies-failing")).toContain(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout));
-        expect(stat.targets[1].expr).toContain(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout));
     });
 
     it("shows green/red for Ollama from the probe, and says when the probe is off", () => {
@@ -253,18 +259,53 @@ describe("the failure panels and the replies rule", () => {
         const timeout = options.alerts.ollamaRequestTimeout;
         const rule = ruleExpr(options, "deepchat-replies-failing");
         // The rule's two views, over the panel's step instead of the rule's window.
-        expect(exprs(TROUBLESHOOTING_PANEL_IDS.streamingFailures)).toEqual([deepchatReplyFailures(AUTO_RANGE)]);
+        expect(exprs(TROUBLESHOOTING_PANEL_IDS.streamingFailures)).toEqual([forPickedHosts(deepchatReplyFailures(AUTO_RANGE))]);
         expect(rule).toContain(deepchatReplyFailures(options.alerts.replyFailureWindow));
-        expect(exprs(TROUBLESHOOTING_PANEL_IDS.timeouts)[0]).toBe(ollamaFailedGenerations(AUTO_RANGE, timeout));
+        expect(exprs(TROUBLESHOOTING_PANEL_IDS.timeouts)[0]).toBe(forPickedHosts(ollamaFailedGenerations(AUTO_RANGE, timeout)));
         expect(rule).toContain(ollamaFailedGenerations(options.alerts.replyFailureWindow, timeout));
         // The lines panel lists exactly the lines that are counted.
-        expect(exprs(TROUBLESHOOTING_PANEL_IDS.streamingFailureLines)).toEqual([deepchatReplyFailureLines()]);
+        expect(exprs(TROUBLESHOOTING_PANEL_IDS.streamingFailureLines)).toEqual([forPickedHosts(deepchatReplyFailureLines())]);
         // The overview's "Failed replies" panel draws both kinds from the same lines.
         const overview = parseDashboardJson(allDashboardJson(options).overview);
         const failed = (panel(overview, OVERVIEW_PANEL_IDS.failedReplies).targets ?? []).map((target) => target.expr ?? "");
         expect(failed).toHaveLength(1);
-        expect(failed[0]).toContain(deepchatReplyFailureLines());
+        expect(failed[0]).toContain(forPickedHosts(deepchatReplyFailureLines()));
         expect(failed[0]).toContain(`duration >= ${timeout}`);
         expect(panel(overview, OVERVIEW_PANEL_IDS.failedReplies).gridPos.y).toBe(panel(overview, OVERVIEW_PANEL_IDS.errorRate).gridPos.y);
+    });
+});
+
+describe("the box picker (host variable)", () => {
+    it.each([DEFAULTS, OTHER])("narrows every stream selector of every panel query to the picked boxes (%#)", (options) => {
+        for (const model of models(options)) {
+            for (const query of dashboardQueries(model)) {
+                const selectors = [...query.expr.matchAll(/\{[a-z_]+=~?"/g)].length;
+                expect(selectors, `${model.uid} ${query.panelTitle}`).toBeGreaterThan(0);
+                expect(query.expr.split(`{${PICKED_HOSTS_MATCHER}, `).length - 1, `${model.uid} ${query.panelTitle}`).toBe(selectors);
+            }
+        }
+    });
+
+    it("is multi-value with All (sent as .+), read from Loki's host label, on both dashboards", () => {
+        for (const text of Object.values(allDashboardJson(DEFAULTS))) {
+            const model = JSON.parse(text) as { templating: { list: Array<Record<string, unknown>> } };
+            const host = model.templating.list.find((variable) => variable.name === "host");
+            expect(host).toMatchObject({
+                type: "query",
+                multi: true,
+                includeAll: true,
+                allValue: ".+",
+                query: "label_values(host)",
+                datasource: { type: "loki", uid: LOKI_DATASOURCE_UID },
+                refresh: 2,
+            });
+        }
+    });
+
+    it("adds the matcher at the start of each selector, and only there", () => {
+        const expr = 'sum(count_over_time({job="a"} | label_format x=`{{ .y }}` [5m])) or count_over_time({job=~"b|c", level="error"} [5m])';
+        expect(forPickedHosts(expr)).toBe(
+            `sum(count_over_time({${PICKED_HOSTS_MATCHER}, job="a"} | label_format x=\`{{ .y }}\` [5m])) or count_over_time({${PICKED_HOSTS_MATCHER}, job=~"b|c", level="error"} [5m])`,
+        );
     });
 });

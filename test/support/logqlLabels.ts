@@ -24,6 +24,8 @@ export const VARIABLE_SAMPLES: Readonly<Record<string, string>> = {
     __rate_interval: "1m",
     __range: "3h",
     keyword: "model not found",
+    // Two boxes picked: Grafana sends a regex alternation, each value regex-escaped for a "..." string.
+    host: "(lab-box|gpu-01\\\\.lab)",
 };
 
 /**
