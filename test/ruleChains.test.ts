@@ -4,7 +4,7 @@
  * (test/support/grafanaRuleEval.ts) and we assert what on-call would see.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, type AlertRule } from "../components/alertRules";
+import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule } from "../components/alertRules";
 import { JOBS } from "../components/logSchema";
 import { evaluateRule, evaluateRuleOverTime } from "./support/grafanaRuleEval";
 import { fromSimEntries, type LokiEntry } from "./support/logqlEval";
@@ -171,5 +171,49 @@ describe("Grafana semantics the rule authors rely on", () => {
         const result = evaluateRule(perHost, [...probeLines(PROBE_UP, 900, 300, "gpu-01"), ...probeLines(PROBE_UP, 900, 300, "gpu-02")], NOW);
         expect(result.raw).toBe("NoData");
         expect(result.outcome).toBe("Alerting");
+    });
+});
+
+/** An expression stage as Grafana stores it (model JSON text on datasource __expr__). */
+function stage(refId: string, model: Record<string, unknown>): AlertQuery {
+    return { refId, datasourceUid: "__expr__", relativeTimeRange: { from: 0, to: 0 }, model: JSON.stringify({ refId, ...model }) };
+}
+
+describe("expression stages (reduce, math, threshold) on a per-host query", () => {
+    const perHostUp = 'max by (host) (max_over_time({job="ollama-probe"} | json latency_ms="latency_ms" | unwrap latency_ms | __error__="" [2m]))';
+    const lines = [...probeLines(PROBE_UP, 100, 0, "gpu-01"), ...probeLines(PROBE_UP, 100, 0, "gpu-02")];
+    const latency = (JSON.parse(PROBE_UP.text) as { latency_ms: number }).latency_ms;
+    const rule = (...stages: AlertQuery[]): AlertRule => ({
+        ...OLLAMA_DOWN,
+        condition: stages[stages.length - 1].refId,
+        datas: [lokiInstantQuery("A", "loki", perHostUp, 120), ...stages],
+    });
+
+    it("reduce keeps one value per host and threshold ranges compare strictly or inclusively", () => {
+        const within = evaluateRule(rule(stage("B", { type: "reduce", expression: "A", reducer: "mean" }), stage("C", { type: "threshold", expression: "B", conditions: [{ evaluator: { type: "within_range", params: [latency, latency + 1] } }] })), lines, NOW);
+        expect(within.stages.B.map((sample) => sample.labels.host).sort()).toEqual(["gpu-01", "gpu-02"]);
+        expect(within.series.map((series) => series.state)).toEqual(["Normal", "Normal"]);
+        const included = evaluateRule(rule(stage("B", { type: "reduce", expression: "A", reducer: "max" }), stage("C", { type: "threshold", expression: "B", conditions: [{ evaluator: { type: "within_range_included", params: [latency, latency + 1] } }] })), lines, NOW);
+        expect(included.outcome).toBe("Alerting");
+        expect(included.series.map((series) => series.state)).toEqual(["Alerting", "Alerting"]);
+    });
+
+    it("math `$B > n` yields 1/0 per series; count counts values", () => {
+        const math = evaluateRule(rule(stage("B", { type: "reduce", expression: "A", reducer: "count" }), stage("C", { type: "math", expression: "$B > 0" })), lines, NOW);
+        expect(math.stages.B.map((sample) => sample.value)).toEqual([1, 1]);
+        expect(math.stages.C.map((sample) => sample.value)).toEqual([1, 1]);
+        expect(() => evaluateRule(rule(stage("B", { type: "math", expression: "abs($A) > 0" })), lines, NOW)).toThrow(/only "\$REF <op> number"/);
+    });
+
+    it("NoData mapped to KeepLast keeps the previous state; Error mapped to Alerting pages", () => {
+        const keepLast: AlertRule = { ...OLLAMA_DOWN, noDataState: "KeepLast" };
+        const history = [...probeLines(PROBE_DOWN, 600, 300)];
+        const ticks = evaluateRuleOverTime(keepLast, history, NOW - 240n * S, NOW, 60);
+        // Alerting while failures are in the window, then silence: KeepLast stays Alerting.
+        expect(ticks.map((tick) => tick.series[0].state)).toEqual(["Alerting", "Alerting", "Alerting", "Alerting", "Alerting"]);
+        expect(ticks[ticks.length - 1].evaluation.raw).toBe("NoData");
+        const erring = withQuery(OLLAMA_DOWN, 'max(max_over_time({job="ollama-probe"} | json up="up" | unwrap up [2m]))', { execErrState: "Alerting" });
+        const bad = probeLines({ text: '{"up":"yes"}', validUtf8: true }, 30, 30);
+        expect(evaluateRule(erring, bad, NOW).outcome).toBe("Alerting");
     });
 });

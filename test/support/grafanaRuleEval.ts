@@ -11,13 +11,16 @@
  * - reduce (pkg/expr/commands.go): last/mean/min/max/sum/count over a series' values; mode
  *   dropNN drops NaN, replaceNN replaces it with settings.replaceWithValue.
  * - math: only `$REF <op> number` (the one form our rules would use); anything else throws.
- * - threshold (pkg/expr/threshold.go): gt lt gte lte eq ne within_range outside_range → 1 or 0
- *   (a comparison with NaN is false, as in Go).
+ * - threshold (pkg/expr/threshold.go): gt lt gte lte eq ne, within_range / outside_range (strict)
+ *   and their `_included` forms → 1 or 0; a comparison with NaN is false (Go), so NaN gives 0.
  * - outcome (pkg/services/ngalert/eval/eval.go): no series → NoData; condition 0 → Normal; any
  *   other value (NaN too) → Alerting; a query error → Error. NoData and Error are then mapped
  *   through noDataState / execErrState (Alerting, OK → Normal, KeepLast → the previous state).
- * - over time (pkg/services/ngalert/state): Alerting waits `for` in Pending; a series that is
- *   missing for MissingSeriesEvalsToResolve (2) evaluations is resolved as stale, never alerted.
+ * - over time (pkg/services/ngalert/state/state.go resultAlerting/resultNoData/resultError): an
+ *   Alerting result (also NoData or Error mapped to Alerting) is Pending while `for` > 0 and
+ *   `now - pendingSince < for`; Error mapped to Error is immediate; KeepLast keeps the previous
+ *   state of the rule's unlabelled series. A series missing for MissingSeriesEvalsToResolve (2)
+ *   evaluations in a row is resolved as stale, never alerted; until then it keeps its state.
  */
 import { durationSeconds } from "./logqlLabels";
 import { evaluateInstant, LokiQueryError, type LokiEntry, type Sample } from "./logqlEval";
@@ -106,6 +109,8 @@ function threshold(model: ExpressionModel, samples: Sample[]): Sample[] {
         ne: (x) => x !== a,
         within_range: (x) => x > a && x < b,
         outside_range: (x) => x < a || x > b,
+        within_range_included: (x) => x >= a && x <= b,
+        outside_range_included: (x) => x <= a || x >= b,
     };
     const predicate = test[type];
     if (!predicate) throw new Error(`grafanaRuleEval: threshold evaluator ${type}`);
@@ -192,7 +197,7 @@ function seriesKey(labels: Readonly<Record<string, string>>): string {
 
 /** Evaluates every `everySeconds` from `fromNs` to `toNs` (inclusive) and tracks states. */
 export function evaluateRuleOverTime(rule: AlertRule, entries: readonly LokiEntry[], fromNs: bigint, toNs: bigint, everySeconds: number): RuleTick[] {
-    const forNs = BigInt(Math.round(durationSeconds(rule.for === "0s" || rule.for === "0" ? "0s" : rule.for) * 1e9));
+    const forNs = BigInt(Math.round(durationSeconds(rule.for === "0" ? "0s" : rule.for) * 1e9));
     const tracked = new Map<string, { labels: Readonly<Record<string, string>>; state: SeriesState; value?: number; activeSince?: bigint; missing: number }>();
     const ticks: RuleTick[] = [];
     for (let at = fromNs; at <= toNs; at += BigInt(everySeconds) * 1_000_000_000n) {

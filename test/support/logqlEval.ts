@@ -175,8 +175,9 @@ class LineLabels {
         if (name in this.stream) name = `${name}_extracted`;
         this.values[name] = value;
     }
+    /** Loki's SetErr: the latest error wins (label filters skip errored lines, so parsers set most). */
     setError(error: string): void {
-        if (this.error === "") this.error = error;
+        this.error = error;
     }
     result(): Record<string, string> {
         return this.error === "" ? { ...this.values } : { ...this.values, __error__: this.error };
@@ -330,7 +331,8 @@ function goRegexReplaceAll(regex: string, input: string, replacement: string): s
 }
 
 function expandTemplate(template: string, submatches: readonly string[], groups: Readonly<Record<string, string>>): string {
-    return template.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_whole, braced: string | undefined, bare: string | undefined) => {
+    return template.replace(/\$(?:\{(\w+)\}|(\w+)|\$)/g, (whole, braced: string | undefined, bare: string | undefined) => {
+        if (whole === "$$") return "$";
         const name = braced ?? bare ?? "";
         return /^\d+$/.test(name) ? (submatches[Number(name)] ?? "") : (groups[name] ?? "");
     });
