@@ -5,9 +5,11 @@
 import { describe, expect, it } from "vitest";
 import { JOBS } from "../components/logSchema";
 import { fixtureLines, onStream } from "./support/fixtures";
-import { evaluateInstant, fromSimEntries, LokiQueryError, UnsupportedLogql, type LokiEntry, type Sample } from "./support/logqlEval";
+import { slowRequestLines } from "../dashboards/queries";
+import { evaluateInstant, fromSimEntries, LokiQueryError, selectLines, UnsupportedLogql, type LokiEntry, type Sample } from "./support/logqlEval";
 import { renderedConfig } from "./support/pipelineHelpers";
 import { JobSimulator } from "./support/promtailSimulator";
+import { VARIABLE_SAMPLES } from "./support/logqlLabels";
 import { dashboardExpressions, ruleExpressions } from "./support/queryCatalog";
 
 const S = 1_000_000_000n;
@@ -280,32 +282,58 @@ describe("every dashboard and rule expression runs on pipeline output", () => {
     const latest = lines.reduce((max, item) => (item.timestampNs > max ? item.timestampNs : max), 0n);
     const expressions = [...dashboardExpressions(), ...ruleExpressions()];
 
-    it("has lines from every application job to run on", () => {
+    it("has lines from every application job to run on, with the service_name Loki adds (container first, else job)", () => {
         expect(new Set(lines.map((item) => item.labels.job))).toEqual(new Set([JOBS.deepchatWebui, JOBS.ollamaService, JOBS.deepchatContainer]));
+        expect(new Set(lines.map((item) => `${item.labels.job} ${item.labels.service_name}`))).toEqual(
+            new Set([`${JOBS.deepchatWebui} ${JOBS.deepchatWebui}`, `${JOBS.ollamaService} ${JOBS.ollamaService}`, `${JOBS.deepchatContainer} deepchat`]),
+        );
     });
+
+    const isLogQuery = (expr: string): boolean => expr.trimStart().startsWith("{");
+    // Panel ranges wide enough to hold every fixture line (their timestamps span hours).
+    const wide = { variables: { ...VARIABLE_SAMPLES, __auto: "2d", __interval: "2d", __rate_interval: "2d", __range: "2d" } };
 
     it.each(expressions.map(({ where, expr }) => [where, expr] as const))("%s", (_where, expr) => {
-        let result: Sample[] | undefined;
-        try {
-            result = evaluateInstant(expr, lines, latest + S);
-        } catch (error) {
-            // Log (not metric) queries are out of scope by design; nothing else may throw.
-            expect(error).toBeInstanceOf(UnsupportedLogql);
-            expect(String(error)).toMatch(/only metric queries/);
+        if (isLogQuery(expr)) {
+            const shown = selectLines(expr, lines, 0n, latest + S);
+            for (const line of shown) expect(lines.some((entry) => entry.line === line.line)).toBe(true);
             return;
         }
-        for (const sample of result) expect(Number.isNaN(sample.value) && !expr.includes("/")).toBe(false);
+        const result = evaluateInstant(expr, lines, latest + S, wide);
+        for (const sample of result) expect(Number.isFinite(sample.value) || expr.includes("/")).toBe(true);
     });
 
-    it("the metric expressions are the majority (the smoke run is not all refusals)", () => {
-        const evaluated = expressions.filter(({ expr }) => {
-            try {
-                evaluateInstant(expr, lines, latest + S);
-                return true;
-            } catch {
-                return false;
-            }
-        });
-        expect(evaluated.length).toBeGreaterThan(expressions.length / 2);
+    it("both kinds are in the set, and the metric expressions return series on these lines", () => {
+        expect(expressions.filter(({ expr }) => isLogQuery(expr)).length).toBeGreaterThan(0);
+        const withSeries = expressions.filter(({ expr }) => !isLogQuery(expr) && evaluateInstant(expr, lines, latest + S, wide).length > 0);
+        expect(withSeries.length).toBeGreaterThan(expressions.length / 2);
+    });
+
+    it('the "Requests slower than 30s" panel lists exactly the slow requests, newest first', () => {
+        const slow = selectLines(slowRequestLines("30s"), lines, 0n, latest + S);
+        expect(slow.length).toBeGreaterThan(0);
+        for (const line of slow) expect(line.labels.duration).toBeDefined();
+        const seconds = slow.map((line) => Number(/^([\d.]+)ms$/.exec(line.labels.duration)?.[1] ?? "NaN") / 1000);
+        for (const value of seconds.filter((item) => !Number.isNaN(item))) expect(value).toBeGreaterThanOrEqual(30);
+        expect(slow.map((line) => line.timestampNs)).toEqual([...slow.map((line) => line.timestampNs)].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)));
+        expect(slow.some((line) => line.line.includes("60001.03ms"))).toBe(true);
+        expect(slow.some((line) => line.line.includes("1245.67ms"))).toBe(false);
+    });
+});
+
+describe("log queries", () => {
+    const entries = [entry(10, "ok", { job: "probe" }), entry(5, "{bad", { job: "probe" }), entry(1, '{"up":1}', { job: "probe" })];
+
+    it("return matching lines newest first, errored lines included with __error__", () => {
+        const shown = selectLines('{job="probe"} |= "{" | json', entries, AT - 60n * S, AT);
+        expect(shown.map((line) => line.line)).toEqual(['{"up":1}', "{bad"]);
+        expect(shown[0].labels).toEqual({ job: "probe", up: "1" });
+        expect(shown[1].labels.__error__).toBe("JSONParserErr");
+        expect(selectLines('{job="probe"} | json | __error__=""', entries, AT - 60n * S, AT).map((line) => line.line)).toEqual(['{"up":1}']);
+    });
+
+    it("refuses a metric query and interpolates dashboard variables", () => {
+        expect(() => selectLines('count_over_time({job="probe"}[1m])', entries, 0n, AT)).toThrow(UnsupportedLogql);
+        expect(selectLines('{job="probe"} |~ `(?i)${keyword:regex}`', entries, 0n, AT, { variables: { keyword: "OK" } }).map((line) => line.line)).toEqual(["ok"]);
     });
 });

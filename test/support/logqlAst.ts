@@ -131,15 +131,30 @@ function precedence(op: BinaryOp): number {
     return 5;
 }
 
-/** Parses a (variable-free) LogQL metric query. Throws on syntax errors and unsupported constructs. */
-export function parseMetricQuery(expr: string): MetricNode {
+/** A log query: selector and pipeline, no range. */
+export interface LogQuery {
+    readonly matchers: readonly LabelMatcher[];
+    readonly stages: readonly LogStage[];
+}
+
+function parsed(expr: string): ReturnType<typeof parser.parse> {
     const tree = parser.parse(expr);
     tree.iterate({
         enter(node) {
             if (node.type.isError) throw new Error(`logqlEval: syntax error at ${node.from} in: ${expr}`);
         },
     });
-    return new Reader(expr).query(tree.topNode);
+    return tree;
+}
+
+/** Parses a (variable-free) LogQL metric query. Throws on syntax errors and unsupported constructs. */
+export function parseMetricQuery(expr: string): MetricNode {
+    return new Reader(expr).query(parsed(expr).topNode);
+}
+
+/** Parses a (variable-free) LogQL log query (`{...} | ...`). */
+export function parseLogQuery(expr: string): LogQuery {
+    return new Reader(expr).logQuery(parsed(expr).topNode);
 }
 
 class Reader {
@@ -176,6 +191,17 @@ class Reader {
         const inner = this.only(expr, "expression");
         if (inner.name !== "MetricExpr") this.unsupported(`${inner.name} (only metric queries are evaluated)`);
         return this.metric(inner);
+    }
+
+    logQuery(top: SyntaxNode): LogQuery {
+        const expr = this.only(top, "query");
+        const log = this.only(expr, "expression");
+        if (log.name !== "LogExpr") this.unsupported(`${log.name} (a log query was expected)`);
+        const selector = log.getChild("Selector");
+        if (!selector) this.unsupported(`log query without selector "${this.text(log)}"`);
+        for (const kid of this.children(log)) if (kid.name !== "Selector" && kid.name !== "PipelineExpr") this.unsupported(kid.name);
+        const pipeline = log.getChild("PipelineExpr");
+        return { matchers: this.matchers(selector), stages: pipeline ? this.pipelineStages(pipeline) : [] };
     }
 
     private metric(node: SyntaxNode): MetricNode {

@@ -5,8 +5,10 @@
  *
  * API
  *   interface LokiEntry { labels; structuredMetadata?; line; timestampNs: bigint }
- *   fromSimEntries(entries: SimEntry[]): LokiEntry[]     (Promtail simulator → Loki entries)
+ *   fromSimEntries(entries: SimEntry[]): LokiEntry[]     (Promtail simulator → Loki entries, with
+ *                                                          the service_name Loki adds; withServiceName for hand-made entries)
  *   evaluateInstant(expr, entries, atNs, { variables? }): Sample[]   ({ labels, value })
+ *   selectLines(expr, entries, fromNs, toNs, { variables? }): LogLine[]  (a log query, as a logs panel shows it)
  *   LokiQueryError   thrown where Loki answers an error (pipeline errors, many-to-many joins)
  *   UnsupportedLogql thrown for any construct outside the subset (re-exported from logqlAst.ts)
  * Dashboard variables ($__auto, ${keyword:regex}, ...) are replaced first (logqlLabels.ts).
@@ -33,7 +35,10 @@
  *   stream label gets `_extracted`; unwrap removes the unwrapped label; an empty unwrapped value
  *   drops the line (loki#6713); conversion failures set `SampleExtractionErr`.
  * - binary operators and set operators follow PromQL (Loki copies its vector matching).
- * Not modelled: json number text is re-printed by JavaScript (`3.0` becomes "3"); arrays in JSON are skipped.
+ * - json (pkg/logql/log/parser.go): nested keys joined with `_`, arrays and nulls skipped, a
+ *   `| json a="b"` path missing from the line gives `a=""`; a name that is a stream label gets `_extracted`.
+ * Not modelled: json numbers are re-printed by JavaScript (`3.0` becomes "3"); Loki's
+ * `detected_level` structured metadata (it only changes the keys of series no query aggregates away).
  */
 import { goDurationSeconds } from "./pipelineHelpers";
 import { interpolateVariables } from "./logqlLabels";
@@ -41,6 +46,7 @@ import { metadataOf, type SimEntry } from "./promtailSimulator";
 import { goRegex } from "./re2";
 import {
     parseHumanBytes,
+    parseLogQuery,
     parseMetricQuery,
     type BinaryOp,
     type CompareOp,
@@ -80,18 +86,56 @@ export class LokiQueryError extends Error {
     }
 }
 
-/** Entries the Promtail simulator produced, as Loki stores them. */
+/**
+ * Loki's default `validation.discover-service-name` (pkg/validation/limits.go): with no
+ * `service_name`, the first of these stream labels becomes one, else "unknown_service".
+ */
+export const DISCOVER_SERVICE_NAME = ["service", "app", "application", "app_name", "name", "app_kubernetes_io_name", "container", "container_name", "k8s_container_name", "component", "workload", "job", "k8s_job_name"] as const;
+
+/** Stream labels as Loki 3.x stores them: with the `service_name` it adds at ingestion. */
+export function withServiceName(labels: Readonly<Record<string, string>>): Record<string, string> {
+    if ("service_name" in labels) return { ...labels };
+    const source = DISCOVER_SERVICE_NAME.find((name) => labels[name] !== undefined && labels[name] !== "");
+    return { ...labels, service_name: source ? labels[source] : "unknown_service" };
+}
+
+/** Entries the Promtail simulator produced, as Loki stores them (service_name added, as Loki does). */
 export function fromSimEntries(entries: readonly SimEntry[]): LokiEntry[] {
-    return entries.map((entry) => ({ labels: { ...entry.labels }, structuredMetadata: metadataOf(entry), line: entry.line, timestampNs: entry.timestampNs }));
+    return entries.map((entry) => ({ labels: withServiceName(entry.labels), structuredMetadata: metadataOf(entry), line: entry.line, timestampNs: entry.timestampNs }));
+}
+
+/** Dashboard variables replaced; `$1` (a regex group in label_replace) is no variable and stays. */
+function concreteQuery(expr: string, options: EvaluateOptions): string {
+    const masked = expr.replace(/\$(?=\d)/g, "\u0000");
+    return (options.variables ? interpolateVariables(masked, options.variables) : interpolateVariables(masked)).replace(/\u0000/g, "$");
 }
 
 /** Evaluates a metric query at `atNs` (a Loki instant query). */
 export function evaluateInstant(expr: string, entries: readonly LokiEntry[], atNs: bigint, options: EvaluateOptions = {}): Sample[] {
-    // `$1` in label_replace is a regex group, not a dashboard variable: keep it out of interpolation.
-    const masked = expr.replace(/\$(?=\d)/g, "\u0000");
-    const concrete = (options.variables ? interpolateVariables(masked, options.variables) : interpolateVariables(masked)).replace(/\u0000/g, "$");
-    const result = evaluate(parseMetricQuery(concrete), entries, atNs);
+    const result = evaluate(parseMetricQuery(concreteQuery(expr, options)), entries, atNs);
     return typeof result === "number" ? [{ labels: {}, value: result }] : result;
+}
+
+/** One line of a log query's answer: its labels after the pipeline (with `__error__` when a stage failed). */
+export interface LogLine {
+    readonly labels: Readonly<Record<string, string>>;
+    readonly line: string;
+    readonly timestampNs: bigint;
+}
+
+/**
+ * A log query over (fromNs, toNs], newest first as Grafana's logs panel asks Loki (direction
+ * backward). Unlike a metric query, a line with `__error__` is returned, not an error.
+ */
+export function selectLines(expr: string, entries: readonly LokiEntry[], fromNs: bigint, toNs: bigint, options: EvaluateOptions = {}): LogLine[] {
+    const query = parseLogQuery(concreteQuery(expr, options));
+    const lines: LogLine[] = [];
+    for (const entry of entries) {
+        if (entry.timestampNs <= fromNs || entry.timestampNs > toNs) continue;
+        const labels = pipelineLabels(query.matchers, query.stages, entry);
+        if (labels) lines.push({ labels: labels.result(), line: entry.line, timestampNs: entry.timestampNs });
+    }
+    return lines.sort((a, b) => (a.timestampNs > b.timestampNs ? -1 : a.timestampNs < b.timestampNs ? 1 : 0));
 }
 
 type Value = number | Sample[];
@@ -338,6 +382,13 @@ function expandTemplate(template: string, submatches: readonly string[], groups:
     });
 }
 
+/** The entry's labels after selector and pipeline; undefined when either drops it. */
+function pipelineLabels(matchers: readonly LabelMatcher[], stages: readonly LogStage[], entry: LokiEntry): LineLabels | undefined {
+    if (!matchers.every((matcher) => matches(matcher, entry.labels[matcher.name] ?? ""))) return undefined;
+    const labels = new LineLabels(entry.labels, entry.structuredMetadata ?? {});
+    return stages.every((stage) => runStage(stage, entry.line, labels)) ? labels : undefined;
+}
+
 interface Point {
     readonly labels: Record<string, string>;
     readonly value: number;
@@ -351,9 +402,8 @@ function samplesOf(log: LogRange, entries: readonly LokiEntry[], atNs: bigint): 
     const points: Point[] = [];
     for (const entry of entries) {
         if (entry.timestampNs <= startNs || entry.timestampNs > endNs) continue;
-        if (!log.matchers.every((matcher) => matches(matcher, entry.labels[matcher.name] ?? ""))) continue;
-        const labels = new LineLabels(entry.labels, entry.structuredMetadata ?? {});
-        if (!log.stages.every((stage) => runStage(stage, entry.line, labels))) continue;
+        const labels = pipelineLabels(log.matchers, log.stages, entry);
+        if (!labels) continue;
         let value = 1;
         if (log.unwrap) {
             const raw = labels.get(log.unwrap.label) ?? "";
