@@ -11,7 +11,7 @@
  * - label filters: a chain that mixes `or` with `and`/`,` throws, since that order is not verified.
  */
 import { parser } from "@grafana/lezer-logql";
-import { durationSeconds } from "./logqlLabels";
+import { children as childrenOf, durationSeconds, stringValue as literalValue } from "./logqlLabels";
 
 type SyntaxNode = ReturnType<typeof parser.parse>["topNode"];
 
@@ -169,9 +169,7 @@ class Reader {
     }
 
     private children(node: SyntaxNode): SyntaxNode[] {
-        const list: SyntaxNode[] = [];
-        for (let child = node.firstChild; child; child = child.nextSibling) list.push(child);
-        return list;
+        return childrenOf(node);
     }
 
     private only(node: SyntaxNode, what: string): SyntaxNode {
@@ -181,9 +179,7 @@ class Reader {
     }
 
     private stringValue(node: SyntaxNode): string {
-        const literal = this.text(node);
-        if (literal.startsWith("`")) return literal.slice(1, -1);
-        return JSON.parse(literal) as string;
+        return literalValue(this.text(node));
     }
 
     query(top: SyntaxNode): MetricNode {

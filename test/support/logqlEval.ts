@@ -16,7 +16,7 @@
  *
  * Subset: stream matchers = != =~ !~; line filters |= != |~ !~ (real RE2); `| json`,
  * `| json a="b.c"`, `| logfmt`; label filters on strings, numbers, durations and bytes joined by
- * `and`/`or`/`,`; `label_format` (rename, `{{ .x }}`, `{{ regexReplaceAll "re" .x "r" }}`);
+ * `and`/`,` or by `or` (a chain mixing both throws: syntax.y declares no order for `,`); `label_format` (rename, `{{ .x }}`, `{{ regexReplaceAll "re" .x "r" }}`);
  * `unwrap x`, `unwrap duration(x)`, `unwrap bytes(x)` and filters after it; `offset`;
  * count_over_time, rate, sum/avg/min/max/first/last/quantile/absent_over_time (with by/without);
  * sum/avg/min/max/count/topk/bottomk by/without; + - * / % ^ and comparisons (bool), and/or/unless,
@@ -29,12 +29,15 @@
  * - label filters (pkg/logql/log/label_filter.go): numeric/duration/bytes filters pass a line that
  *   already has an error, drop a line without the label, and set `LabelFilterErr` on an
  *   unparsable value; string filters compare a missing label as "" and are the only ones that see `__error__`;
- * - docs/sources/query/metric_queries.md: absent_over_time is 1 (labels from the selector's
- *   `=` matchers) when nothing matched, else empty; no lines → no series.
+ * - absent_over_time is 1 when nothing matched, else empty (docs/sources/query/metric_queries.md),
+ *   labelled with the selector's `=` matchers minus any label matched twice (evaluator.go absentLabels);
+ *   no lines → no series for every other aggregation.
  * - the series key is stream labels + structured metadata + parsed labels; a parsed name that is a
- *   stream label gets `_extracted`; unwrap removes the unwrapped label; an empty unwrapped value
- *   drops the line (loki#6713); conversion failures set `SampleExtractionErr`.
- * - binary operators and set operators follow PromQL (Loki copies its vector matching).
+ *   stream label gets `_extracted` (LabelsBuilder.BaseHas); unwrap removes the unwrapped label; an
+ *   empty unwrapped value drops the line and a conversion failure sets `SampleExtractionErr`
+ *   (pkg/logql/log/metrics_extraction.go, loki#6713).
+ * - operator precedence from pkg/logql/syntax/syntax.y (see logqlAst.ts); vector matching, set
+ *   operators and label_replace (anchored regex, empty result deletes the label) as PromQL.
  * - json (pkg/logql/log/parser.go): nested keys joined with `_`, arrays and nulls skipped, a
  *   `| json a="b"` path missing from the line gives `a=""`; a name that is a stream label gets `_extracted`.
  * Not modelled: json numbers are re-printed by JavaScript (`3.0` becomes "3"); Loki's
