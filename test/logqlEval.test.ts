@@ -218,6 +218,9 @@ describe("binary operators and vector matching", () => {
         expect(run("1 + 2 * 3", entries)).toEqual([{ labels: {}, value: 7 }]);
         expect(run("(1 + 2) * 3", entries)).toEqual([{ labels: {}, value: 9 }]);
         expect(run("2 ^ 3 ^ 2", entries)).toEqual([{ labels: {}, value: 512 }]);
+        expect(run("1 > 2", entries)).toEqual([{ labels: {}, value: 0 }]);
+        // Loki returns NaN for a division by zero, not Inf.
+        expect(run(`${byHost} / 0`, entries).map((sample) => sample.value)).toEqual([NaN, NaN]);
         // lezer nests this as x / (y > bool 0.5); Loki divides first.
         expect(run(`${byHost} / ${byHost} > bool 0.5`, entries)).toEqual([
             { labels: { host: "a" }, value: 1 },

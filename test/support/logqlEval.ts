@@ -36,8 +36,10 @@
  *   stream label gets `_extracted` (LabelsBuilder.BaseHas); unwrap removes the unwrapped label; an
  *   empty unwrapped value drops the line and a conversion failure sets `SampleExtractionErr`
  *   (pkg/logql/log/metrics_extraction.go, loki#6713).
- * - operator precedence from pkg/logql/syntax/syntax.y (see logqlAst.ts); vector matching, set
- *   operators and label_replace (anchored regex, empty result deletes the label) as PromQL.
+ * - operator precedence from pkg/logql/syntax/syntax.y (see logqlAst.ts); vector matching
+ *   (resultMetric), set operators and label_replace (anchored regex, an empty result deletes the
+ *   label) as in pkg/logql/evaluator.go; x / 0 is NaN and literal-only comparisons give 1/0
+ *   (syntax MergeBinOp, reduceBinOp).
  * - json (pkg/logql/log/parser.go): nested keys joined with `_`, arrays and nulls skipped, a
  *   `| json a="b"` path missing from the line gives `a=""`; a name that is a stream label gets `_extracted`.
  * Not modelled: json numbers are re-printed by JavaScript (`3.0` becomes "3"); Loki's
@@ -562,7 +564,8 @@ function arithmetic(op: BinaryOp, left: number, right: number): number {
         case "*":
             return left * right;
         case "/":
-            return left / right;
+            // Loki guards division by zero with NaN (syntax MergeBinOp), where PromQL gives ±Inf.
+            return right === 0 ? NaN : left / right;
         case "%":
             return left % right;
         case "^":
@@ -591,7 +594,8 @@ function signature(labels: Readonly<Record<string, string>>, matching: VectorMat
 
 function binary(op: BinaryOp, left: Value, right: Value, matching: VectorMatching): Value {
     if (typeof left === "number" && typeof right === "number") {
-        if (COMPARISONS.includes(op) && !matching.returnBool) throw new LokiQueryError("comparisons between scalars must use bool");
+        // Loki folds literal-only operations at parse time (reduceBinOp): a comparison gives 1 or 0.
+        if (op === "and" || op === "or" || op === "unless") throw new LokiQueryError(`${op} is only defined between vectors`);
         return apply(op, left, right, true, left) ?? 0;
     }
     if (op === "and" || op === "or" || op === "unless") {
