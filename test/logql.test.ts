@@ -4,7 +4,6 @@
  * they claim on real log lines.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../components/alertRules";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { LOKI_DATASOURCE_UID } from "../dashboards/ids";
@@ -19,50 +18,8 @@ import {
     serverBusyMentions,
     timeoutLines,
 } from "../dashboards/queries";
+import { dashboardExpressions, ruleExpressions, VARIANTS } from "./support/queryCatalog";
 import { checkLogql, interpolateVariables, labelProblems, lineFilters, passesLineFilters, syntaxErrors, VARIABLE_SAMPLES } from "./support/logqlLabels";
-
-const VARIANTS = [
-    { name: "defaults", alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true, expectedHosts: ["lab-box"] },
-    {
-        name: "probe disabled, other windows, three boxes",
-        alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "90s", replyFailureThreshold: 5, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
-        probeEnabled: false,
-        expectedHosts: ["gpu-01", "gpu-02.lab", "hub_box"],
-    },
-] as const;
-
-interface NamedExpression {
-    readonly where: string;
-    readonly expr: string;
-}
-
-function dashboardExpressions(): NamedExpression[] {
-    return VARIANTS.flatMap((variant) => {
-        const json = allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: variant.alerts, probeEnabled: variant.probeEnabled });
-        return Object.values(json).flatMap((text) =>
-            dashboardQueries(parseDashboardJson(text)).map((query) => ({
-                where: `${variant.name}: ${query.dashboardUid} panel ${query.panelId} "${query.panelTitle}" ${query.refId}`,
-                expr: query.expr,
-            })),
-        );
-    });
-}
-
-function ruleExpressions(): NamedExpression[] {
-    return VARIANTS.flatMap((variant) =>
-        buildAlertRules({
-            datasourceUid: LOKI_DATASOURCE_UID,
-            alerts: variant.alerts,
-            probeEnabled: variant.probeEnabled,
-            expectedHosts: variant.expectedHosts,
-            probeContainerName: "obs-ollama-probe",
-        }).flatMap((rule) =>
-            rule.datas
-                .filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID)
-                .map((data) => ({ where: `${variant.name}: rule "${rule.name}" ${data.refId}`, expr: (JSON.parse(data.model) as { expr: string }).expr })),
-        ),
-    );
-}
 
 const EXPRESSIONS = [...dashboardExpressions(), ...ruleExpressions()];
 /** [where, expr] pairs, so each test is named by its panel or rule. */

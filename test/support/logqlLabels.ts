@@ -96,12 +96,13 @@ function text(expr: string, node: SyntaxNode): string {
 }
 
 /** The value of a LogQL string literal ("..." with Go escapes, or `raw`). */
-function stringValue(literal: string): string {
+export function stringValue(literal: string): string {
     if (literal.startsWith("`")) return literal.slice(1, -1);
     return JSON.parse(literal) as string;
 }
 
-function children(node: SyntaxNode): SyntaxNode[] {
+/** The direct children of a parse-tree node, in order. */
+export function children(node: SyntaxNode): SyntaxNode[] {
     const list: SyntaxNode[] = [];
     for (let child = node.firstChild; child; child = child.nextSibling) list.push(child);
     return list;
