@@ -35,7 +35,7 @@ const loki = new Loki("loki", {
     keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
 });
 
-new Promtail(
+const promtail = new Promtail(
     "promtail",
     {
         namePrefix: settings.namePrefix,
@@ -50,14 +50,14 @@ new Promtail(
     { dependsOn: [loki] },
 );
 
-if (settings.ollamaProbe.enabled) {
-    new OllamaProbe("ollama-probe", {
-        namePrefix: settings.namePrefix,
-        image: settings.images.probe,
-        probe: settings.ollamaProbe,
-        networkName: network.name,
-    });
-}
+const ollamaProbe = settings.ollamaProbe.enabled
+    ? new OllamaProbe("ollama-probe", {
+          namePrefix: settings.namePrefix,
+          image: settings.images.probe,
+          probe: settings.ollamaProbe,
+          networkName: network.name,
+      })
+    : undefined;
 
 // `auto` was resolved at preview against this box's GPU and Container Toolkit (settings.ts).
 logGpuProbeDecision(settings.gpuProbe);
@@ -112,9 +112,14 @@ const content = new GrafanaContent("content", {
     grafanaUrl: grafana.url,
     grafanaAuth: grafana.auth,
     grafanaReady: grafana.ready,
+    // Loki healthy (past its warm-up), Promtail healthy, the probe running: only then do the
+    // rules start evaluating, so a fresh deploy does not page "Ollama down".
+    pipelineReady: [loki.container, promtail.container, ...(ollamaProbe ? [ollamaProbe.container] : [])],
     lokiUrl: grafana.lokiUrl,
     alerts: settings.alerts,
     probeEnabled: settings.ollamaProbe.enabled,
+    expectedHosts: [settings.hostLabel],
+    probeContainerName: `${settings.namePrefix}-ollama-probe`,
     defaultDatasource: grafana.container !== undefined,
 });
 

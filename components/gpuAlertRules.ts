@@ -9,7 +9,7 @@
  * - "Model not fully on the GPU", per host, from the Ollama probe: A the share of the loaded
  *   models in GPU memory, B last, C strictly between 0 and 1 for `modelOffGpuFor`.
  */
-import { durationSeconds, type AlertSettings } from "./settings";
+import { DEFAULT_GPU_ALERT_THRESHOLDS, durationSeconds, type AlertSettings } from "./settings";
 import { expressionStage, lokiInstantQuery, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { GPU_LOOKBACK, gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
@@ -25,9 +25,6 @@ export const GPU_ALERT_RULE_UIDS = {
 } as const;
 
 export type GpuAlertThresholds = Pick<AlertSettings, "gpuMemoryPercent" | "gpuMemoryFor" | "modelOffGpuFor">;
-
-/** The defaults of settings.ts, for callers that build rules without the GPU thresholds. */
-export const DEFAULT_GPU_ALERT_THRESHOLDS: GpuAlertThresholds = { gpuMemoryPercent: 95, gpuMemoryFor: "5m", modelOffGpuFor: "5m" };
 
 /** Threshold on `input` that fires when it lies strictly between `low` and `high`. */
 function withinRange(refId: string, input: string, low: number, high: number): AlertQuery {

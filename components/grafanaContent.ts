@@ -35,12 +35,22 @@ export interface GrafanaContentArgs {
      * Empty or unset for an existing Grafana.
      */
     readonly grafanaReady?: pulumi.Input<pulumi.Resource>[];
+    /**
+     * What the alert rules read must be up before they exist: Loki (healthy, past its ~30 s
+     * warm-up), Promtail and the probes. Otherwise a fresh deploy, or a Loki replaced
+     * delete-first, lets Grafana evaluate "Ollama down" before the first probe line is in Loki.
+     */
+    readonly pipelineReady?: pulumi.Input<pulumi.Resource>[];
     /** Loki's URL as Grafana reaches it, e.g. http://obs-loki:3100. */
     readonly lokiUrl: pulumi.Input<string>;
     /** Thresholds, windows and receivers of the alerts (settings.alerts). */
     readonly alerts: AlertSettings;
     /** settings.ollamaProbe.enabled: without the probe, "Ollama down" falls back to DeepChat's connection errors. */
     readonly probeEnabled: boolean;
+    /** The `host` label of every box that ships logs here; each gets a series in every rule. */
+    readonly expectedHosts: readonly string[];
+    /** The probe container's name on each box, for the rule descriptions. */
+    readonly probeContainerName: string;
     /**
      * Make the Loki datasource the org's default. True for our own Grafana; on an existing,
      * shared Grafana the org's default belongs to its owners (default: true).
@@ -94,20 +104,16 @@ export class GrafanaContent extends pulumi.ComponentResource {
         const folder = new grafana.oss.Folder(`${name}-folder`, { uid: FOLDER_UID, title: FOLDER_TITLE }, childOpts);
         this.folderUid = folder.uid;
 
-        const dashboardOptions = {
-            datasourceUid: LOKI_DATASOURCE_UID,
-            errorRateThreshold: args.alerts.errorRateThreshold,
-            errorRateWindow: args.alerts.errorRateWindow,
-            probeEnabled: args.probeEnabled,
-            gpuMemoryPercent: args.alerts.gpuMemoryPercent,
-        };
+        const dashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: args.alerts, probeEnabled: args.probeEnabled, gpuMemoryPercent: args.alerts.gpuMemoryPercent };
         const json = allDashboardJson(dashboardOptions);
         const dashboards = {} as Record<DashboardKey, grafana.oss.Dashboard>;
         for (const key of Object.keys(DASHBOARD_UIDS) as DashboardKey[]) {
             dashboards[key] = new grafana.oss.Dashboard(
                 `${name}-dashboard-${key}`,
                 // overwrite: a dashboard with this uid left over from an earlier stack (kept
-                // Grafana volume, lost state) is taken over instead of failing the update.
+                // Grafana volume, lost state) is taken over instead of failing the update. Only
+                // dashboards: the provider has no such switch for the folder, the datasource or the
+                // rule group, whose create then fails; `pulumi import` those (README, "Lost state").
                 { configJson: json[key], folder: folder.uid, overwrite: true },
                 { ...childOpts, dependsOn: [datasource] },
             );
@@ -123,6 +129,8 @@ export class GrafanaContent extends pulumi.ComponentResource {
                 datasourceUid: LOKI_DATASOURCE_UID,
                 alerts: args.alerts,
                 probeEnabled: args.probeEnabled,
+                expectedHosts: args.expectedHosts,
+                probeContainerName: args.probeContainerName,
             }),
             // Same group, after the others, so their order (and history) stays as it was.
             ...buildGpuAlertRules(LOKI_DATASOURCE_UID, args.alerts),
@@ -144,7 +152,8 @@ export class GrafanaContent extends pulumi.ComponentResource {
             },
             // Grafana checks on save that the rules' datasource exists. The rules also link to the
             // overview's panels (__dashboardUid__), so those exist first and outlive the rules on destroy.
-            { ...childOpts, dependsOn: [datasource, ...Object.values(dashboards)] },
+            // And they start evaluating only once Loki, Promtail and the probes are up (pipelineReady).
+            { ...childOpts, dependsOn: [datasource, ...Object.values(dashboards), ...(args.pipelineReady ?? [])] },
         );
 
         this.contactPointName = this.notifications(name, args.alerts, childOpts);
@@ -165,8 +174,10 @@ export class GrafanaContent extends pulumi.ComponentResource {
      * evaluate and show in Grafana's alert list, and Grafana's default policy stays as it is.
      *
      * The policy is an org singleton: on an existing Grafana, `pulumi up` replaces that org's
-     * policy tree. The root routes to our contact point too, because Grafana's own
-     * DatasourceNoData/DatasourceError alerts do not carry the rules' labels.
+     * policy tree, and `pulumi destroy` (or removing both receivers) resets it to Grafana's
+     * default tree, not to the tree that was there before. Grafana's own DatasourceNoData and
+     * DatasourceError alerts carry the rule's labels, so they follow the service=deepchat route;
+     * the root routes to our contact point as well, for anything else in the folder.
      */
     private notifications(name: string, alerts: AlertSettings, childOpts: pulumi.CustomResourceOptions): pulumi.Output<string> | undefined {
         const hasEmail = alerts.emailAddresses.length > 0;

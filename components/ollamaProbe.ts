@@ -44,6 +44,8 @@ export interface OllamaProbeArgs {
 }
 
 export class OllamaProbe extends pulumi.ComponentResource {
+    /** The probe container; running once created (mustRun), its first line follows within one interval. */
+    public readonly container: docker.Container;
     /** The probe container's name on the Docker host. */
     public readonly containerName: pulumi.Output<string>;
 
@@ -54,7 +56,7 @@ export class OllamaProbe extends pulumi.ComponentResource {
         const image = pinnedImage(`${name}-image`, args.image, this);
 
         const onHostNetwork = args.probe.network === "host";
-        const container = new docker.Container(
+        this.container = new docker.Container(
             `${name}-container`,
             {
                 name: `${args.namePrefix}-ollama-probe`,
@@ -77,7 +79,7 @@ export class OllamaProbe extends pulumi.ComponentResource {
             containerOptions(this),
         );
 
-        this.containerName = container.name;
+        this.containerName = this.container.name;
         this.registerOutputs({ containerName: this.containerName });
     }
 }

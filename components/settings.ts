@@ -103,6 +103,12 @@ export interface AlertSettings {
     readonly errorRateWindow: string;
     /** How long Ollama must be unavailable before "Ollama down" fires, e.g. `2m`. */
     readonly ollamaDownFor: string;
+    /** "DeepChat replies failing" fires above this many failed replies per window. */
+    readonly replyFailureThreshold: number;
+    /** LogQL range of the failed-replies rule, e.g. `5m`. */
+    readonly replyFailureWindow: string;
+    /** An Ollama generation that took at least this long (a LogQL duration, e.g. `120s`) counts as timed out. */
+    readonly ollamaRequestTimeout: string;
     /** "GPU memory nearly full" fires above this share of a GPU's memory, in percent. */
     readonly gpuMemoryPercent: number;
     /** ... held that long (the rule's pending period), e.g. `5m`. */
@@ -113,6 +119,30 @@ export interface AlertSettings {
     /** WeCom group-robot webhook URL; a secret. */
     readonly wecomWebhookUrl?: pulumi.Output<string>;
 }
+
+/** The thresholds and windows that the rules evaluate and the dashboards show beside them. */
+export type AlertThresholds = Pick<
+    AlertSettings,
+    "errorRateThreshold" | "errorRateWindow" | "ollamaDownFor" | "replyFailureThreshold" | "replyFailureWindow" | "ollamaRequestTimeout"
+>;
+
+/** Defaults of the alert thresholds; every field can be overridden under the `alerts` key. */
+export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = {
+    errorRateThreshold: 10,
+    errorRateWindow: "5m",
+    ollamaDownFor: "2m",
+    replyFailureThreshold: 3,
+    replyFailureWindow: "5m",
+    // DeepChat's client gives up on Ollama after 120 s; a generation that long never reached the user.
+    ollamaRequestTimeout: "120s",
+};
+
+/** Defaults of the GPU alert settings (components/gpuAlertRules.ts), also under the `alerts` key. */
+export const DEFAULT_GPU_ALERT_THRESHOLDS: Pick<AlertSettings, "gpuMemoryPercent" | "gpuMemoryFor" | "modelOffGpuFor"> = {
+    gpuMemoryPercent: 95,
+    gpuMemoryFor: "5m",
+    modelOffGpuFor: "5m",
+};
 
 export interface SmtpSettings {
     /** `host:port` of the mail relay. */
@@ -158,6 +188,11 @@ export interface Settings {
     readonly keepVolumesOnDestroy: boolean;
     readonly ollamaProbe: OllamaProbeSettings;
     readonly alerts: AlertSettings;
+    /**
+     * Valid but risky combinations, shown by `pulumi preview` as warnings (an e-mail contact
+     * point on an external Grafana whose SMTP we cannot see, ...).
+     */
+    readonly warnings: string[];
     readonly gpuProbe: GpuProbeSettings;
 }
 
@@ -196,7 +231,9 @@ export function loadSettings(config: pulumi.Config = new pulumi.Config(CONFIG_NA
     };
     // Detection runs commands (nvidia-smi, docker info): only when the probe may run at all.
     const gpu = gpuProbeRequestedOff(raw) ? { available: false, reason: "not checked: gpuProbe.enabled is false" } : detectGpu();
-    return parseSettings(raw, { gpu });
+    const settings = parseSettings(raw, { gpu });
+    for (const warning of settings.warnings) void pulumi.log.warn(warning);
+    return settings;
 }
 
 /** Whether the raw config turns the GPU probe off (unvalidated: parseSettings reports bad values). */
@@ -220,7 +257,18 @@ const LOKI_KEYS = [
     "maxLineSizeKb",
 ] as const;
 const PROBE_KEYS = ["enabled", "url", "intervalSeconds", "timeoutSeconds", "network"] as const;
-const ALERT_KEYS = ["errorRateThreshold", "errorRateWindow", "ollamaDownFor", "emailAddresses", "gpuMemoryPercent", "gpuMemoryFor", "modelOffGpuFor"] as const;
+const ALERT_KEYS = [
+    "errorRateThreshold",
+    "errorRateWindow",
+    "ollamaDownFor",
+    "replyFailureThreshold",
+    "replyFailureWindow",
+    "ollamaRequestTimeout",
+    "emailAddresses",
+    "gpuMemoryPercent",
+    "gpuMemoryFor",
+    "modelOffGpuFor",
+] as const;
 const GPU_PROBE_KEYS = ["enabled", "intervalSeconds", "timeoutSeconds", "hostPid"] as const;
 const SMTP_KEYS = ["host", "user", "fromAddress", "fromName", "startTlsPolicy", "skipVerify"] as const;
 
@@ -260,6 +308,7 @@ export const CONFIG_KEYS = [
  */
 export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_CHECKED }): Settings {
     const problems: string[] = [];
+    const warnings: string[] = [];
     const v = new Validator(raw, problems);
 
     const namePrefix = v.matching("namePrefix", "obs", /^[a-z][a-z0-9-]{0,29}$/, "lower-case letters, digits and '-', starting with a letter, at most 30 characters");
@@ -326,19 +375,38 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
     }
 
     const alertObject = v.object("alerts", ALERT_KEYS);
+    const alertDefaults = DEFAULT_ALERT_THRESHOLDS;
     const alerts: AlertSettings = {
-        errorRateThreshold: v.integerIn("alerts.errorRateThreshold", alertObject.errorRateThreshold, 10, 0, 1_000_000),
-        errorRateWindow: v.shortDuration("alerts.errorRateWindow", alertObject.errorRateWindow, "5m"),
-        ollamaDownFor: v.shortDuration("alerts.ollamaDownFor", alertObject.ollamaDownFor, "2m"),
+        errorRateThreshold: v.integerIn("alerts.errorRateThreshold", alertObject.errorRateThreshold, alertDefaults.errorRateThreshold, 0, 1_000_000),
+        errorRateWindow: v.shortDuration("alerts.errorRateWindow", alertObject.errorRateWindow, alertDefaults.errorRateWindow),
+        ollamaDownFor: v.shortDuration("alerts.ollamaDownFor", alertObject.ollamaDownFor, alertDefaults.ollamaDownFor),
+        replyFailureThreshold: v.integerIn("alerts.replyFailureThreshold", alertObject.replyFailureThreshold, alertDefaults.replyFailureThreshold, 0, 1_000_000),
+        replyFailureWindow: v.shortDuration("alerts.replyFailureWindow", alertObject.replyFailureWindow, alertDefaults.replyFailureWindow),
+        ollamaRequestTimeout: v.shortDuration("alerts.ollamaRequestTimeout", alertObject.ollamaRequestTimeout, alertDefaults.ollamaRequestTimeout),
         emailAddresses: v.emails("alerts.emailAddresses", alertObject.emailAddresses),
         wecomWebhookUrl: raw.getSecret("wecomWebhookUrl"),
-        gpuMemoryPercent: v.numberIn("alerts.gpuMemoryPercent", alertObject.gpuMemoryPercent, 95, 1, 100),
-        gpuMemoryFor: v.shortDuration("alerts.gpuMemoryFor", alertObject.gpuMemoryFor, "5m"),
-        modelOffGpuFor: v.shortDuration("alerts.modelOffGpuFor", alertObject.modelOffGpuFor, "5m"),
+        gpuMemoryPercent: v.numberIn("alerts.gpuMemoryPercent", alertObject.gpuMemoryPercent, DEFAULT_GPU_ALERT_THRESHOLDS.gpuMemoryPercent, 1, 100),
+        gpuMemoryFor: v.shortDuration("alerts.gpuMemoryFor", alertObject.gpuMemoryFor, DEFAULT_GPU_ALERT_THRESHOLDS.gpuMemoryFor),
+        modelOffGpuFor: v.shortDuration("alerts.modelOffGpuFor", alertObject.modelOffGpuFor, DEFAULT_GPU_ALERT_THRESHOLDS.modelOffGpuFor),
     };
     const wecomPlain = raw.get("wecomWebhookUrl");
     if (wecomPlain !== undefined && !/^https?:\/\/\S+$/.test(wecomPlain)) {
         problems.push(`wecomWebhookUrl: the value is not an http(s) URL. Set the group robot's webhook URL with --secret.`);
+    }
+
+    if (alerts.emailAddresses.length > 0) {
+        if (grafana.kind === "container" && grafana.smtp === undefined) {
+            // Grafana would run with SMTP disabled and fail every send inside Grafana: an e-mail-only setup pages nobody.
+            problems.push(
+                `alerts.emailAddresses: ${JSON.stringify(alerts.emailAddresses)} is not allowed without smtp: the stack's Grafana would run with SMTP disabled ` +
+                    `and every alert e-mail would fail inside Grafana ("SMTP not configured"). Set smtp (at least smtp.host and smtp.fromAddress), or remove alerts.emailAddresses.`,
+            );
+        } else if (grafana.kind === "external") {
+            warnings.push(
+                `alerts.emailAddresses is set for the existing Grafana at ${grafana.url}, whose SMTP settings this stack cannot see. ` +
+                    `Unless that Grafana has [smtp] enabled = true (GF_SMTP_ENABLED), every alert e-mail fails inside Grafana; send a test from its contact point "DeepChat on-call".`,
+            );
+        }
     }
 
     const downForSeconds = durationSeconds(alerts.ollamaDownFor);
@@ -366,7 +434,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
     if (problems.length > 0) {
         throw new SettingsError(problems);
     }
-    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts, gpuProbe };
+    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts, gpuProbe, warnings };
 }
 
 /** The GPU probe's settings, with `enabled` resolved against what detection found on this box. */

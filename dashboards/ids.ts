@@ -44,13 +44,14 @@ export const OVERVIEW_PANEL_IDS = {
     probeLatency: 13,
     logsRow: 14,
     liveLogs: 15,
-    gpuRow: 16,
-    gpuMemory: 17,
-    gpuMemoryByHolder: 18,
-    gpuUtilization: 19,
-    gpuTemperature: 20,
-    cpuLoad: 21,
-    hostMemory: 22,
+    failedReplies: 16,
+    gpuRow: 17,
+    gpuMemory: 18,
+    gpuMemoryByHolder: 19,
+    gpuUtilization: 20,
+    gpuTemperature: 21,
+    cpuLoad: 22,
+    hostMemory: 23,
 } as const;
 
 export const TROUBLESHOOTING_PANEL_IDS = {

@@ -17,6 +17,7 @@ import {
     noDataText,
     panelLinkTo,
     dashboardLinkTo,
+    hostVariable,
     thresholds,
     valueText,
     type DashboardOptions,
@@ -38,6 +39,9 @@ import {
     responsesPerMinute,
     serverBusyMentions,
     deepchatServerErrorCount,
+    failedRepliesCount,
+    failedRepliesPerMinute,
+    REPLY_FAILURE_KINDS,
 } from "./queries";
 
 /** Keywords offered in the live log stream; any other text can be typed in. */
@@ -61,25 +65,50 @@ export function healthRow(): dashboard.RowBuilder {
     return new dashboard.RowBuilder("Is the chat service healthy?").id(IDS.healthRow);
 }
 
-/** Green while 5xx responses stay at or below the alert threshold; the alert rule evaluates the same query. */
+/** Names of the DeepChat stat's two values; each has its own threshold. */
+export const DEEPCHAT_HEALTH_VALUES = { serverErrors: "HTTP 5xx", failedReplies: "failed replies" } as const;
+
+/**
+ * Red when either alert that watches DeepChat would fire: HTTP 5xx above the error-rate
+ * threshold, or failed replies above theirs. It shows both values by name, so on-call sees which
+ * one it is. Each value is the total of the same per-box count its rule evaluates.
+ */
 export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder {
+    const { errorRateThreshold, errorRateWindow, replyFailureThreshold, replyFailureWindow, ollamaRequestTimeout } = options.alerts;
+    // Counts are whole numbers: "more than N" starts at N + 1.
+    const redAbove = (limit: number): dashboard.DynamicConfigValue => ({
+        id: "thresholds",
+        value: thresholds("green", [{ value: limit + 1, color: "red" }]).build(),
+    });
     return new stat.PanelBuilder()
         .id(IDS.deepchatHealth)
-        .title(`DeepChat: HTTP 5xx in last ${options.errorRateWindow}`)
+        .title("DeepChat")
         .description(
-            `HTTP 5xx responses DeepChat answered in the last ${options.errorRateWindow}. ` +
-                `Red above ${options.errorRateThreshold}: the "DeepChat high error rate" alert fires on the same query.`,
+            `HTTP 5xx responses DeepChat answered in the last ${errorRateWindow} (red above ${errorRateThreshold}: "DeepChat high error rate"), ` +
+                `and failed replies in the last ${replyFailureWindow} (red above ${replyFailureThreshold}: "DeepChat replies failing"): ` +
+                `DeepChat errors about streaming or Ollama, or Ollama chat/generate requests that answered 5xx or took ${ollamaRequestTimeout}. ` +
+                "A reply can fail with HTTP 200, so both are shown.",
         )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, deepchatServerErrorCount(options.errorRateWindow), { refId: "A", instant: true, legend: "5xx responses" }))
+        .withTarget(
+            lokiQuery(options.datasourceUid, deepchatServerErrorCount(errorRateWindow), { refId: "A", instant: true, legend: DEEPCHAT_HEALTH_VALUES.serverErrors }),
+        )
+        .withTarget(
+            lokiQuery(options.datasourceUid, failedRepliesCount(replyFailureWindow, ollamaRequestTimeout), {
+                refId: "B",
+                instant: true,
+                legend: DEEPCHAT_HEALTH_VALUES.failedReplies,
+            }),
+        )
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)
-        .textMode(common.BigValueTextMode.Value)
+        .textMode(common.BigValueTextMode.ValueAndName)
         .unit("none")
         .decimals(0)
-        // Counts are whole numbers: "more than N" starts at N + 1.
-        .thresholds(thresholds("green", [{ value: options.errorRateThreshold + 1, color: "red" }]))
+        .thresholds(thresholds("green", [{ value: errorRateThreshold + 1, color: "red" }]))
+        .overrideByName(DEEPCHAT_HEALTH_VALUES.serverErrors, [redAbove(errorRateThreshold)])
+        .overrideByName(DEEPCHAT_HEALTH_VALUES.failedReplies, [redAbove(replyFailureThreshold)])
         .links([troubleshootingLink()])
         .height(5)
         .span(6);
@@ -179,7 +208,7 @@ export function requestsPerMinutePanel(options: DashboardOptions): timeseries.Pa
         .fillOpacity(10)
         .links([troubleshootingLink()])
         .height(8)
-        .span(8);
+        .span(6);
 }
 
 export function errorRatePanel(options: DashboardOptions): timeseries.PanelBuilder {
@@ -196,7 +225,30 @@ export function errorRatePanel(options: DashboardOptions): timeseries.PanelBuild
         .overrideByName("5xx", [{ id: "color", value: { mode: "fixed", fixedColor: "red" } }])
         .links([troubleshootingLink()])
         .height(8)
-        .span(8);
+        .span(6);
+}
+
+/** Failed replies per minute by kind, beside the error rate: a reply can fail with HTTP 200. */
+export function failedRepliesPanel(options: DashboardOptions): timeseries.PanelBuilder {
+    const { ollamaRequestTimeout } = options.alerts;
+    return new timeseries.PanelBuilder()
+        .id(IDS.failedReplies)
+        .title("Failed replies")
+        .description(
+            `Replies that never reached the user, per minute. "${REPLY_FAILURE_KINDS.deepchat}": DeepChat logged an error about streaming or Ollama ` +
+                `(e.g. "Failed to stream response from Ollama ... context deadline exceeded"). "${REPLY_FAILURE_KINDS.ollama}": Ollama answered ` +
+                `/api/chat or /api/generate with 5xx, or took ${ollamaRequestTimeout} or longer. One failure usually shows in both; ` +
+                '"DeepChat replies failing" counts the larger of the two.',
+        )
+        .datasource(lokiDatasource(options.datasourceUid))
+        .withTarget(lokiQuery(options.datasourceUid, failedRepliesPerMinute(ollamaRequestTimeout), { refId: "A", legend: "{{kind}}" }))
+        .drawStyle(common.GraphDrawStyle.Bars)
+        .fillOpacity(60)
+        .unit("short")
+        .min(0)
+        .links([troubleshootingLink()])
+        .height(8)
+        .span(6);
 }
 
 export function latencyPanel(options: DashboardOptions): timeseries.PanelBuilder {
@@ -214,7 +266,7 @@ export function latencyPanel(options: DashboardOptions): timeseries.PanelBuilder
         .min(0)
         .links([troubleshootingLink()])
         .height(8)
-        .span(8);
+        .span(6);
     for (const { refId, q, name } of quantiles) {
         panel.withTarget(lokiQuery(options.datasourceUid, deepchatLatencyQuantile(q), { refId, legend: `${name} {{job}}` }));
     }
@@ -317,6 +369,7 @@ export function overviewDashboard(options: DashboardOptions): dashboard.Dashboar
         .refresh("30s")
         // Pulumi owns this dashboard: edits in the UI would be overwritten by the next `pulumi up`.
         .readonly()
+        .withVariable(hostVariable(options.datasourceUid))
         .withVariable(keywordVariable())
         .link(dashboardLinkTo("DeepChat troubleshooting", DASHBOARD_UIDS.troubleshooting))
         .withRow(healthRow())
@@ -327,6 +380,7 @@ export function overviewDashboard(options: DashboardOptions): dashboard.Dashboar
         .withRow(trafficRow())
         .withPanel(requestsPerMinutePanel(options))
         .withPanel(errorRatePanel(options))
+        .withPanel(failedRepliesPanel(options))
         .withPanel(latencyPanel(options))
         .withRow(modelStatusRow())
         .withPanel(modelMemoryPanel(options))

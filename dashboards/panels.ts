@@ -6,14 +6,15 @@
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as loki from "@grafana/grafana-foundation-sdk/loki";
+import type { AlertThresholds } from "../components/settings";
+import { HOST_VARIABLE, forPickedHosts } from "./queries";
 
 /** What every dashboard builder needs to know. */
 export interface DashboardOptions {
     /** uid of the Loki datasource all panels query. */
     readonly datasourceUid: string;
-    /** Threshold and window of "DeepChat high error rate"; the overview's DeepChat stat uses the same. */
-    readonly errorRateThreshold: number;
-    readonly errorRateWindow: string;
+    /** The rules' thresholds and windows: the health stats and failure panels use the same. */
+    readonly alerts: AlertThresholds;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
     /** "GPU memory nearly full" threshold in percent; the GPU memory panel turns red there (default 95). */
@@ -33,12 +34,12 @@ export interface QueryOptions {
     readonly maxLines?: number;
 }
 
-/** A Loki query in code mode against the stack's datasource. */
+/** A Loki query in code mode against the stack's datasource, for the boxes picked in the host variable. */
 export function lokiQuery(datasourceUid: string, expr: string, options: QueryOptions): loki.DataqueryBuilder {
     const query = new loki.DataqueryBuilder()
         .datasource(lokiDatasource(datasourceUid))
         .refId(options.refId)
-        .expr(expr)
+        .expr(forPickedHosts(expr))
         .editorMode(loki.QueryEditorMode.Code)
         .queryType(options.instant ? loki.LokiQueryType.Instant : loki.LokiQueryType.Range);
     if (options.legend !== undefined) query.legendFormat(options.legend);
@@ -47,11 +48,32 @@ export function lokiQuery(datasourceUid: string, expr: string, options: QueryOpt
 }
 
 /**
- * A link to another dashboard for the same time range. `${__url_time_range}` expands to
- * `from=...&to=...` of the current view.
+ * A link to another dashboard for the same time range and the same boxes. `${__url_time_range}`
+ * expands to `from=...&to=...` of the current view, `${host:queryparam}` to `var-host=...` for
+ * each picked box.
  */
 export function dashboardPath(uid: string): string {
-    return `/d/${uid}?\${__url_time_range}`;
+    return `/d/${uid}?\${__url_time_range}&\${${HOST_VARIABLE}:queryparam}`;
+}
+
+/**
+ * The box picker both dashboards share: the `host` label's values in Loki, several at once or
+ * All (sent as `.+`, not as a list, so a box that appears later is included). Refreshed with the
+ * time range, so a new box shows up without editing the dashboard.
+ */
+export function hostVariable(datasourceUid: string): dashboard.QueryVariableBuilder {
+    return new dashboard.QueryVariableBuilder(HOST_VARIABLE)
+        .label("Box")
+        .description("The lab boxes (Loki's host label) whose logs the panels show.")
+        .datasource(lokiDatasource(datasourceUid))
+        .query(`label_values(${HOST_VARIABLE})`)
+        .definition(`label_values(${HOST_VARIABLE})`)
+        .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
+        .sort(dashboard.VariableSort.AlphabeticalAsc)
+        .multi(true)
+        .includeAll(true)
+        .allValue(".+")
+        .current({ selected: true, text: "All", value: "$__all" });
 }
 
 /** A panel link (panels take DashboardLink builders in the SDK) to another dashboard. */
@@ -70,7 +92,8 @@ export function dashboardLinkTo(title: string, uid: string): dashboard.Dashboard
         .url(`/d/${uid}`)
         .icon("dashboard")
         .keepTime(true)
-        .includeVars(false)
+        // Carries the host pick along (the keyword, which the other dashboard lacks, is ignored there).
+        .includeVars(true)
         .targetBlank(false);
 }
 

@@ -11,21 +11,19 @@ import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { gpuHoldersPanel, gpuHoldersRow, gpuProbeErrorsPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
-import { dashboardLinkTo, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import {
+    deepchatReplyFailureLines,
+    deepchatReplyFailures,
     ollamaErrorLines,
     ollamaErrorsBySourceFile,
-    slowOllamaRequests,
+    ollamaFailedGenerations,
     slowRequestLines,
     slowestRequests,
-    streamingFailures,
-    streamingLines,
     timeoutLines,
     timeoutsPerJob,
+    AUTO_RANGE,
 } from "./queries";
-
-/** Ollama requests at least this slow count as (near) timeouts; DeepChat's client gives up at 120 s. */
-export const SLOW_OLLAMA_REQUEST = "60s";
 /** Requests listed one by one in "Requests slower than ...". */
 export const SLOW_REQUEST = "30s";
 
@@ -61,9 +59,12 @@ export function streamingFailuresPanel(options: DashboardOptions): timeseries.Pa
     return new timeseries.PanelBuilder()
         .id(IDS.streamingFailures)
         .title("Streaming failures")
-        .description("DeepChat lines about streaming (stream|chunk) at warning level or worse: the answer broke off mid-stream.")
+        .description(
+            "DeepChat's errors about streaming or Ollama, per box, each counted once even when DeepChat logs to a file and to stdout: " +
+                'the answer broke off or never started. "DeepChat replies failing" counts the same lines.',
+        )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, streamingFailures(), { refId: "A", legend: "{{job}}" }))
+        .withTarget(lokiQuery(options.datasourceUid, deepchatReplyFailures(AUTO_RANGE), { refId: "A", legend: "{{host}}" }))
         .drawStyle(common.GraphDrawStyle.Bars)
         .fillOpacity(60)
         .unit("short")
@@ -76,9 +77,10 @@ export function streamingFailuresPanel(options: DashboardOptions): timeseries.Pa
 export function streamingLinesPanel(options: DashboardOptions): logs.PanelBuilder {
     return logsPanel(
         IDS.streamingFailureLines,
-        "Streaming lines (DeepChat)",
-        'Every DeepChat line mentioning stream or chunk, e.g. level=error msg="Failed to stream response from Ollama" error="context deadline exceeded".',
-        streamingLines(),
+        "Streaming failure lines (DeepChat)",
+        'The lines "Streaming failures" counts: DeepChat errors about streaming or Ollama, e.g. level=error msg="Failed to stream response from Ollama" error="context deadline exceeded". ' +
+            "A Python traceback is joined to its line.",
+        deepchatReplyFailureLines(),
         options,
     );
 }
@@ -93,10 +95,18 @@ export function timeoutsPanel(options: DashboardOptions): timeseries.PanelBuilde
     return new timeseries.PanelBuilder()
         .id(IDS.timeouts)
         .title("Timeouts and slow Ollama requests")
-        .description(`Lines mentioning a timeout (incl. "context deadline exceeded"), by job, and Ollama requests that took ${SLOW_OLLAMA_REQUEST} or more.`)
+        .description(
+            `Ollama chat/generate requests that answered 5xx or took ${options.alerts.ollamaRequestTimeout} or longer (the client had given up), per box: ` +
+                '"DeepChat replies failing" counts the same. Beside them, every line mentioning a timeout (incl. "context deadline exceeded"), by job.',
+        )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, timeoutsPerJob(), { refId: "A", legend: "timeout lines {{job}}" }))
-        .withTarget(lokiQuery(options.datasourceUid, slowOllamaRequests(SLOW_OLLAMA_REQUEST), { refId: "B", legend: `Ollama requests >= ${SLOW_OLLAMA_REQUEST}` }))
+        .withTarget(
+            lokiQuery(options.datasourceUid, ollamaFailedGenerations(AUTO_RANGE, options.alerts.ollamaRequestTimeout), {
+                refId: "A",
+                legend: "Ollama failed or timed out {{host}}",
+            }),
+        )
+        .withTarget(lokiQuery(options.datasourceUid, timeoutsPerJob(), { refId: "B", legend: "timeout lines {{job}}" }))
         .drawStyle(common.GraphDrawStyle.Bars)
         .fillOpacity(60)
         .unit("short")
@@ -195,6 +205,7 @@ export function troubleshootingDashboard(options: DashboardOptions): dashboard.D
         .refresh("1m")
         // Pulumi owns this dashboard: edits in the UI would be overwritten by the next `pulumi up`.
         .readonly()
+        .withVariable(hostVariable(options.datasourceUid))
         .link(dashboardLinkTo("DeepChat overview", DASHBOARD_UIDS.overview))
         .withRow(streamingRow())
         .withPanel(streamingFailuresPanel(options))

@@ -8,6 +8,7 @@ import * as path from "path";
 import { parser } from "@grafana/lezer-logql";
 import { describe, expect, it } from "vitest";
 import {
+    OLLAMA_DOWN_PENDING,
     ALERT_RULE_TITLES,
     ALERT_RULE_UIDS,
     EXPRESSION_DATASOURCE_UID,
@@ -16,6 +17,7 @@ import {
     type AlertRule,
     type AlertRuleOptions,
 } from "../components/alertRules";
+import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { allDashboardJson, allPanels, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { longestRangeSeconds } from "./support/logqlLabels";
@@ -38,13 +40,17 @@ const model = (rule: AlertRule, refId: string): Model => {
 
 const DEFAULTS: AlertRuleOptions = {
     datasourceUid: LOKI_DATASOURCE_UID,
-    alerts: { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m" },
+    alerts: DEFAULT_ALERT_THRESHOLDS,
     probeEnabled: true,
+    expectedHosts: ["lab-box"],
+    probeContainerName: "obs-ollama-probe",
 };
 const CUSTOM: AlertRuleOptions = {
     datasourceUid: LOKI_DATASOURCE_UID,
-    alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "3m" },
+    alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "3m", replyFailureThreshold: 6, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
     probeEnabled: true,
+    expectedHosts: ["gpu-01", "gpu-02"],
+    probeContainerName: "lab-ollama-probe",
 };
 const NO_PROBE: AlertRuleOptions = { ...DEFAULTS, probeEnabled: false };
 
@@ -54,7 +60,7 @@ const VARIANTS = [
     ["probe disabled", NO_PROBE],
 ] as const;
 
-const ALL_RULES = VARIANTS.flatMap(([variant, options]) => buildAlertRules(options).map((rule) => [`${variant}: ${rule.name}`, rule] as const));
+const ALL_RULES = VARIANTS.flatMap(([variant, options]) => buildAlertRules(options).map((rule) => [`${variant}: ${rule.name}`, rule, options] as const));
 
 const ruleByUid = (options: AlertRuleOptions, uid: string): AlertRule => {
     const rule = buildAlertRules(options).find((item) => item.uid === uid);
@@ -62,7 +68,7 @@ const ruleByUid = (options: AlertRuleOptions, uid: string): AlertRule => {
     return rule;
 };
 
-describe.each(ALL_RULES)("rule %s", (_name, rule) => {
+describe.each(ALL_RULES)("rule %s", (_name, rule, options) => {
     it("chains Loki query A → reduce B → threshold C, with C as the condition", () => {
         expect(rule.datas.map((data) => data.refId)).toEqual(["A", "B", "C"]);
         expect(rule.datas.map((data) => data.datasourceUid)).toEqual([LOKI_DATASOURCE_UID, EXPRESSION_DATASOURCE_UID, EXPRESSION_DATASOURCE_UID]);
@@ -94,9 +100,21 @@ describe.each(ALL_RULES)("rule %s", (_name, rule) => {
         // The real case: the GPU's memory taken by another job, "context deadline exceeded" after 120 s.
         expect(rule.annotations.description).toMatch(/GPU's memory/);
         expect(rule.annotations.description).toMatch(/context deadline exceeded" after 120 s/);
-        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true }).overview);
+        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         expect(rule.annotations.__dashboardUid__).toBe(DASHBOARD_UIDS.overview);
         expect(allPanels(overview).map((panel) => String(panel.id))).toContain(rule.annotations.__panelId__);
+    });
+
+    it("names the box it fires for, and has no placeholder left in its text", () => {
+        expect(rule.annotations.summary).toContain("{{ $labels.host }}");
+        for (const text of [rule.annotations.summary, rule.annotations.description]) expect(text).not.toMatch(/<[a-zA-Z]+>/);
+    });
+
+    it("gives every expected box a value of its own, so a box that sent nothing still has a series", () => {
+        const expr = model(rule, "A").expr ?? "";
+        for (const host of options.expectedHosts) expect(expr).toMatch(new RegExp(`or label_replace\\(vector\\(0\\), "host", "${host}", "", ""\\)`));
+        // The fills come last, so `or` keeps a box's own series wherever it has one.
+        expect(expr).toMatch(/^max by \(host\) \(/);
     });
 
     it("has a fixed uid Grafana accepts, and is not paused", () => {
@@ -122,12 +140,17 @@ describe("DeepChat high error rate", () => {
         expect(rule.datas[0].relativeTimeRange).toEqual({ from: seconds, to: 0 });
     });
 
-    it("answers 0, not No Data, when there are no errors: the query's last operation is `or vector(0)`", () => {
+    it("counts each 5xx once per box: the larger of the file job and the container job", () => {
+        const expr = model(ruleByUid(DEFAULTS, ALERT_RULE_UIDS.errorRate), "A").expr ?? "";
+        expect(expr).toMatch(/^max by \(host\) \(sum by \(host, job\) \(count_over_time\(/);
+    });
+
+    it("answers 0, not No Data, when there are no errors: the query's last operation fills the box with 0", () => {
         const expr = model(ruleByUid(DEFAULTS, ALERT_RULE_UIDS.errorRate), "A").expr ?? "";
         const top = parser.parse(expr).topNode.firstChild?.firstChild?.firstChild; // LogQL > Expr > MetricExpr > BinOpExpr
         expect(top?.name).toBe("BinOpExpr");
         expect(top?.getChild("Or")).not.toBeNull();
-        expect(expr.slice(top?.lastChild?.from ?? 0, top?.lastChild?.to ?? 0)).toBe("vector(0)");
+        expect(expr.slice(top?.lastChild?.from ?? 0, top?.lastChild?.to ?? 0)).toBe('label_replace(vector(0), "host", "lab-box", "", "")');
     });
 
     it("treats No Data as OK and a failing query as Error", () => {
@@ -144,19 +167,24 @@ describe("Ollama down", () => {
         const rule = ruleByUid(options, ALERT_RULE_UIDS.ollamaDown);
         expect(rule.name).toBe(ALERT_RULE_TITLES.ollamaDown);
         const expr = model(rule, "A").expr ?? "";
-        // The probe's `up` field, not Ollama's own (silent when idle) log volume.
-        expect(expr).toBe(`max(max_over_time({job="ollama-probe"} | json up="up" | unwrap up | __error__="" [${window}]))`);
+        // The probe's `up` field per box, not Ollama's own (silent when idle) log volume; 0 for a box whose probe is silent.
+        const fills = options.expectedHosts.map((host) => ` or label_replace(vector(0), "host", "${host}", "", "")`).join("");
+        expect(expr).toBe(`max by (host) (max_over_time({job="ollama-probe"} | json up="up" | unwrap up | __error__="" [${window}]))${fills}`);
         expect(rule.datas[0].relativeTimeRange).toEqual({ from: seconds, to: 0 });
         expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "lt", params: [1] } }]);
-        // The window itself is the "for": no extra pending period.
-        expect(rule.for).toBe("0s");
+        // A probe line that is merely late (fresh deploy, Loki warming up) clears within one evaluation.
+        expect(rule.for).toBe(OLLAMA_DOWN_PENDING);
+        expect(OLLAMA_DOWN_PENDING).toBe("1m");
     });
+
 
     it("pages when the probe's lines stop (monitoring blind), and leaves query errors to DatasourceError", () => {
         const rule = ruleByUid(DEFAULTS, ALERT_RULE_UIDS.ollamaDown);
         expect([rule.noDataState, rule.execErrState]).toEqual(["Alerting", "Error"]);
         expect(rule.annotations.description).toMatch(/No probe data/);
-        expect(rule.annotations.description).toMatch(/ollama-probe/);
+        // The real container name, from the stack's namePrefix.
+        expect(rule.annotations.description).toContain("`docker logs obs-ollama-probe`");
+        expect(ruleByUid(CUSTOM, ALERT_RULE_UIDS.ollamaDown).annotations.description).toContain("`docker logs lab-ollama-probe`");
     });
 
     it("still exists without the probe, falls back to DeepChat's connection errors, and says it is limited", () => {
@@ -165,7 +193,7 @@ describe("Ollama down", () => {
         expect(rule.annotations.description).toMatch(/LIMITED: the Ollama probe is disabled \(ollamaProbe\.enabled = false\)/);
         const expr = model(rule, "A").expr ?? "";
         expect(expr).not.toContain("ollama-probe");
-        expect(expr).toMatch(/or vector\(0\)$/);
+        expect(expr).toMatch(/or label_replace\(vector\(0\), "host", "lab-box", "", ""\)$/);
         expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "gt", params: [0] } }]);
         expect([rule.noDataState, rule.execErrState]).toEqual(["OK", "Error"]);
     });
@@ -175,9 +203,38 @@ describe("the No Data / Error choices are explained where they are made", () => 
     it("has a comment right above every noDataState and execErrState in components/alertRules.ts", () => {
         const lines = fs.readFileSync(path.join(__dirname, "..", "components", "alertRules.ts"), "utf8").split("\n");
         const settings = lines.map((line, index) => ({ line, index })).filter(({ line }) => /^\s+(noDataState|execErrState): "/.test(line));
-        expect(settings).toHaveLength(3 * 2);
+        expect(settings).toHaveLength(4 * 2);
         for (const { line, index } of settings) {
             expect(lines[index - 1].trim().startsWith("//"), `no comment above: ${line.trim()}`).toBe(true);
         }
+    });
+});
+
+describe("DeepChat replies failing", () => {
+    it.each([
+        [DEFAULTS, 3, "5m", 300, "120s"],
+        [CUSTOM, 6, "10m", 600, "90s"],
+    ] as const)("fires above replyFailureThreshold failed replies in replyFailureWindow (%#)", (options, threshold, window, seconds, timeout) => {
+        const rule = ruleByUid(options, ALERT_RULE_UIDS.repliesFailing);
+        expect(rule.name).toBe(ALERT_RULE_TITLES.repliesFailing);
+        expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "gt", params: [threshold] } }]);
+        const expr = model(rule, "A").expr ?? "";
+        expect(longestRangeSeconds(expr)).toBe(seconds);
+        expect(rule.datas[0].relativeTimeRange).toEqual({ from: seconds, to: 0 });
+        expect(expr).toContain(`[${window}]`);
+        // Ollama's chat/generate requests that failed or ran into the client's timeout.
+        expect(expr).toContain(`| path=~"/api/(chat|generate)" | status_class="5xx" or duration >= ${timeout} | __error__=""`);
+        // The larger of the two views per box, so one failure seen on both sides counts once.
+        expect(expr).toMatch(/^max by \(host\) \(label_replace\(max by \(host\) \(sum by \(host, job\)/);
+    });
+
+    it("is critical, treats no lines as 0 (OK), and sends on-call to streaming, GPU memory, then `ollama ps`", () => {
+        const rule = ruleByUid(DEFAULTS, ALERT_RULE_UIDS.repliesFailing);
+        expect(rule.labels.severity).toBe("critical");
+        expect([rule.noDataState, rule.execErrState]).toEqual(["OK", "Error"]);
+        const description = rule.annotations.description;
+        const order = ['"Streaming failures"', "GPU memory", "`ollama ps`"].map((text) => description.indexOf(text));
+        expect(order.every((index) => index >= 0)).toBe(true);
+        expect([...order].sort((a, b) => a - b)).toEqual(order);
     });
 });

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL, type AlertRule } from "../components/alertRules";
 import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "../components/gpuAlertRules";
 import { JOBS } from "../components/logSchema";
+import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
 import { modelShareOnGpu } from "../dashboards/queries";
@@ -73,7 +74,7 @@ describe.each([
         expect(rule.annotations.description).toMatch(/Check first/);
         expect(rule.annotations.description).toMatch(/Who holds the GPU/);
         expect(rule.annotations.summary).toMatch(/\{\{ \$labels\.host \}\}/);
-        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true }).overview);
+        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         expect(rule.annotations.__dashboardUid__).toBe(DASHBOARD_UIDS.overview);
         expect(allPanels(overview).map((panel) => String(panel.id))).toContain(rule.annotations.__panelId__);
     });
@@ -117,7 +118,7 @@ describe("GPU memory nearly full", () => {
     });
 
     it("reads exactly what the overview's GPU memory panel shows: the probe's used and total memory per (host, gpu)", () => {
-        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true }).overview);
+        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         const panel = allPanels(overview).find((item) => item.id === OVERVIEW_PANEL_IDS.gpuMemory);
         expect(panel?.title).toBe("GPU memory: used vs total");
         expect(panel?.targets?.map((target) => target.expr)).toEqual([
@@ -170,7 +171,7 @@ describe("GPU LogQL against the gpu-probe schema", () => {
     });
 
     it("covers every GPU panel on both dashboards (each parses and reads only produced fields)", () => {
-        const json = allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true });
+        const json = allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true });
         const ids = new Set<number>([
             OVERVIEW_PANEL_IDS.gpuMemory,
             OVERVIEW_PANEL_IDS.gpuMemoryByHolder,
@@ -186,7 +187,7 @@ describe("GPU LogQL against the gpu-probe schema", () => {
         expect(new Set(overview.map((query) => query.panelId))).toEqual(ids);
         expect(troubleshooting).toHaveLength(2);
         for (const query of [...overview, ...troubleshooting]) {
-            expect(query.expr, query.panelTitle).toContain('{job="gpu-probe"}');
+            expect(query.expr, query.panelTitle).toMatch(/\{[^}]*job="gpu-probe"[^}]*\}/);
             expect(checkLogql(query.expr), query.panelTitle).toEqual([]);
         }
     });

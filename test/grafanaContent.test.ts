@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../components/alertRules";
 import { GPU_ALERT_RULE_TITLES } from "../components/gpuAlertRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../components/grafanaContent";
-import type { AlertSettings } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS, DEFAULT_GPU_ALERT_THRESHOLDS, type AlertSettings } from "../components/settings";
 import { allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { runWithMocks, type ProgramRun, type RecordedResource } from "./mocks";
@@ -24,7 +24,7 @@ const COMPONENT = "deepchat:observability:GrafanaContent";
 const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
 
 function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
-    return { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m", gpuMemoryPercent: 95, gpuMemoryFor: "5m", modelOffGpuFor: "5m", emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
+    return { ...DEFAULT_ALERT_THRESHOLDS, ...DEFAULT_GPU_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
 }
 
 interface Scenario {
@@ -45,6 +45,8 @@ function deploy(scenario: Scenario): Promise<ProgramRun> {
             lokiUrl: scenario.withContainer ? "http://obs-loki:3100" : "http://10.0.0.5:3100",
             alerts: scenario.alerts,
             probeEnabled: scenario.probeEnabled ?? true,
+            expectedHosts: ["lab-box"],
+            probeContainerName: "obs-ollama-probe",
         };
         const content = new GrafanaContent("content", args);
         return {
@@ -118,8 +120,8 @@ describe("GrafanaContent on the stack's Grafana container", () => {
             for (const panel of allPanels(model).filter((item) => item.type !== "row")) expect(panel.datasource?.uid).toBe(uid);
         }
         const lokiStages = rulesOf(stack).flatMap((rule) => rule.datas.filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID));
-        // Ollama down, error rate, GPU memory (the share and its top foreign holder), model off the GPU.
-        expect(lokiStages).toHaveLength(5);
+        // One Loki query per rule, and the GPU rules: memory (its share and its top foreign holder), model off the GPU.
+        expect(lokiStages).toHaveLength(Object.keys(ALERT_RULE_TITLES).length + 3);
         for (const stage of lokiStages) expect(stage.datasourceUid).toBe(uid);
     });
 
@@ -146,7 +148,7 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         // The mock provider reports http://grafana.mock/d/<uid> as a dashboard's url.
         expect(stack.outputs.overviewUrl).toBe("http://grafana.mock/d/deepchat-overview");
         expect(stack.outputs.troubleshootingUrl).toBe("http://grafana.mock/d/deepchat-troubleshooting");
-        expect(stack.outputs.alertRuleTitles).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate, GPU_ALERT_RULE_TITLES.gpuMemory, GPU_ALERT_RULE_TITLES.modelOffGpu]);
+        expect(stack.outputs.alertRuleTitles).toEqual([...Object.values(ALERT_RULE_TITLES), ...Object.values(GPU_ALERT_RULE_TITLES)]);
         expect(rulesOf(stack).map((rule) => rule.name)).toEqual(stack.outputs.alertRuleTitles);
         for (const rule of rulesOf(stack)) expect(rule.annotations.runbook_url).toBe(stack.outputs.troubleshootingUrl);
     });
@@ -194,7 +196,7 @@ describe("contact points", () => {
         const stack = await deploy({ withContainer: true, alerts: alerts() });
         expect(stack.ofType(CONTACT_POINT)).toEqual([]);
         expect(stack.ofType(POLICY)).toEqual([]);
-        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([ALERT_RULE_TITLES.ollamaDown, ALERT_RULE_TITLES.errorRate, GPU_ALERT_RULE_TITLES.gpuMemory, GPU_ALERT_RULE_TITLES.modelOffGpu]);
+        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([...Object.values(ALERT_RULE_TITLES), ...Object.values(GPU_ALERT_RULE_TITLES)]);
         expect(stack.outputs.contactPointName).toBe("none");
     });
 

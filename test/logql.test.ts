@@ -4,58 +4,22 @@
  * they claim on real log lines.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../components/alertRules";
-import { buildGpuAlertRules } from "../components/gpuAlertRules";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
+import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import {
     SOURCE_LINE_NUMBER,
+    deepchatReplyFailureLines,
     deepchatResponses,
     keywordLogLines,
-    ollamaConnectionFailures,
+    ollamaConnectionFailuresPerHost,
+    ollamaFailedGenerationLines,
     ollamaResponses,
     serverBusyMentions,
-    streamingLines,
     timeoutLines,
 } from "../dashboards/queries";
+import { dashboardExpressions, ruleExpressions, VARIANTS } from "./support/queryCatalog";
 import { checkLogql, interpolateVariables, labelProblems, lineFilters, passesLineFilters, syntaxErrors, VARIABLE_SAMPLES } from "./support/logqlLabels";
-
-const VARIANTS = [
-    { name: "defaults", alerts: { errorRateThreshold: 10, errorRateWindow: "5m", ollamaDownFor: "2m" }, probeEnabled: true },
-    { name: "probe disabled, other windows", alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "90s" }, probeEnabled: false },
-] as const;
-
-interface NamedExpression {
-    readonly where: string;
-    readonly expr: string;
-}
-
-function dashboardExpressions(): NamedExpression[] {
-    return VARIANTS.flatMap((variant) => {
-        const json = allDashboardJson({
-            datasourceUid: LOKI_DATASOURCE_UID,
-            errorRateThreshold: variant.alerts.errorRateThreshold,
-            errorRateWindow: variant.alerts.errorRateWindow,
-            probeEnabled: variant.probeEnabled,
-        });
-        return Object.values(json).flatMap((text) =>
-            dashboardQueries(parseDashboardJson(text)).map((query) => ({
-                where: `${variant.name}: ${query.dashboardUid} panel ${query.panelId} "${query.panelTitle}" ${query.refId}`,
-                expr: query.expr,
-            })),
-        );
-    });
-}
-
-function ruleExpressions(): NamedExpression[] {
-    return VARIANTS.flatMap((variant) =>
-        [...buildAlertRules({ datasourceUid: LOKI_DATASOURCE_UID, alerts: variant.alerts, probeEnabled: variant.probeEnabled }), ...buildGpuAlertRules(LOKI_DATASOURCE_UID)].flatMap((rule) =>
-            rule.datas
-                .filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID)
-                .map((data) => ({ where: `${variant.name}: rule "${rule.name}" ${data.refId}`, expr: (JSON.parse(data.model) as { expr: string }).expr })),
-        ),
-    );
-}
 
 const EXPRESSIONS = [...dashboardExpressions(), ...ruleExpressions()];
 /** [where, expr] pairs, so each test is named by its panel or rule. */
@@ -63,12 +27,12 @@ const CASES = EXPRESSIONS.map(({ where, expr }) => [where, expr] as const);
 
 describe("the set of LogQL expressions under test", () => {
     it("holds every dashboard query and every rule's Loki query", () => {
-        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, errorRateThreshold: 10, errorRateWindow: "5m", probeEnabled: true }).overview);
+        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         const panelsWithData = allPanels(overview).filter((panel) => panel.type !== "row");
         // Every non-row panel contributes at least one query.
         expect(new Set(dashboardQueries(overview).map((query) => query.panelId))).toEqual(new Set(panelsWithData.map((panel) => panel.id)));
-        // Two rules with one Loki query each, and the GPU rules: memory (share, top foreign holder) and model share.
-        expect(ruleExpressions()).toHaveLength((2 + 3) * VARIANTS.length);
+        // One Loki query per rule, and the GPU rules': memory (its share and its top foreign holder), model off the GPU.
+        expect(ruleExpressions()).toHaveLength((3 + 3) * VARIANTS.length);
         expect(dashboardExpressions().length).toBeGreaterThanOrEqual(2 * 20);
         for (const { expr } of EXPRESSIONS) expect(expr.trim()).not.toBe("");
     });
@@ -153,10 +117,17 @@ describe("line filters on real log lines", () => {
         expect(passesLineFilters(ollamaResponses(), GIN_DEBUG)).toBe(false);
     });
 
-    it("finds streaming failures, not Gin's /api/chat lines", () => {
-        expect(passesLineFilters(streamingLines(), DEEPCHAT_STREAM_FAILURE)).toBe(true);
-        expect(passesLineFilters(streamingLines(), GIN_500)).toBe(false);
-        expect(passesLineFilters(streamingLines(), DEEPCHAT_ACCESS)).toBe(false);
+    it("finds DeepChat's failed replies, not Gin's /api/chat lines or DeepChat's access lines", () => {
+        expect(passesLineFilters(deepchatReplyFailureLines(), DEEPCHAT_STREAM_FAILURE)).toBe(true);
+        expect(passesLineFilters(deepchatReplyFailureLines(), DEEPCHAT_BUSY)).toBe(true);
+        expect(passesLineFilters(deepchatReplyFailureLines(), GIN_500)).toBe(false);
+        expect(passesLineFilters(deepchatReplyFailureLines(), DEEPCHAT_ACCESS)).toBe(false);
+        expect(passesLineFilters(deepchatReplyFailureLines(), MODEL_NOT_FOUND)).toBe(false);
+    });
+
+    it("finds Ollama's generations among Gin's access lines only", () => {
+        expect(passesLineFilters(ollamaFailedGenerationLines("120s"), GIN_500)).toBe(true);
+        expect(passesLineFilters(ollamaFailedGenerationLines("120s"), DEEPCHAT_STREAM_FAILURE)).toBe(false);
     });
 
     it("finds timeouts and deadline errors, not Ollama's settings dump", () => {
@@ -167,9 +138,9 @@ describe("line filters on real log lines", () => {
     });
 
     it("sees DeepChat failing to reach Ollama (the probe-less fallback of \"Ollama down\")", () => {
-        expect(passesLineFilters(ollamaConnectionFailures("2m"), DEEPCHAT_CONNECT_ERROR)).toBe(true);
-        expect(passesLineFilters(ollamaConnectionFailures("2m"), DEEPCHAT_STREAM_FAILURE)).toBe(false);
-        expect(passesLineFilters(ollamaConnectionFailures("2m"), GIN_500)).toBe(false);
+        expect(passesLineFilters(ollamaConnectionFailuresPerHost("2m"), DEEPCHAT_CONNECT_ERROR)).toBe(true);
+        expect(passesLineFilters(ollamaConnectionFailuresPerHost("2m"), DEEPCHAT_STREAM_FAILURE)).toBe(false);
+        expect(passesLineFilters(ollamaConnectionFailuresPerHost("2m"), GIN_500)).toBe(false);
     });
 
     it('counts DeepChat\'s "server busy" lines', () => {

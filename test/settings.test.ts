@@ -222,6 +222,7 @@ describe("bad input fails at preview with key, value and what is allowed", () =>
         const problems = problemsOf({
             ollamaProbe: { network: "bridge", intervalSeconds: 2 },
             alerts: { errorRateThreshold: -1, emailAddresses: ["oncall"] },
+            smtp: { host: "smtp.lab.example:587", fromAddress: "grafana@lab.example" },
         });
         expect(problems).toEqual([
             'ollamaProbe.intervalSeconds: 2 is not allowed. Expected an integer from 5 to 60.',
@@ -263,5 +264,46 @@ describe("external Grafana", () => {
         if (settings.grafana.kind !== "external") return;
         expect(settings.grafana.url).toBe("https://grafana.lab.example");
         expect(await pulumi.isSecret(settings.grafana.auth)).toBe(true);
+    });
+});
+
+describe("e-mail alerts and SMTP", () => {
+    const SMTP = { host: "smtp.lab.example:587", fromAddress: "grafana@lab.example" };
+
+    it("refuses e-mail recipients for the stack's own Grafana without smtp, naming both keys", () => {
+        const problems = problemsOf({ alerts: { emailAddresses: ["oncall@lab.example"] } });
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(/^alerts\.emailAddresses: \["oncall@lab\.example"\] is not allowed without smtp/);
+        expect(problems[0]).toContain("SMTP not configured");
+        expect(problems[0]).toContain("Set smtp (at least smtp.host and smtp.fromAddress), or remove alerts.emailAddresses.");
+    });
+
+    it("accepts e-mail with smtp, and WeCom alone needs no smtp", () => {
+        expect(problemsOf({ alerts: { emailAddresses: ["oncall@lab.example"] }, smtp: SMTP })).toEqual([]);
+        expect(problemsOf({}, { wecomWebhookUrl: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x" })).toEqual([]);
+    });
+
+    it("warns, without failing, for an existing Grafana whose SMTP it cannot see", () => {
+        const external = { grafanaUrl: "https://grafana.lab.example", alerts: { emailAddresses: ["oncall@lab.example"] } };
+        const settings = parseSettings(rawConfig(external, { grafanaAuth: "glsa_token" }));
+        expect(settings.warnings).toHaveLength(1);
+        expect(settings.warnings[0]).toContain("alerts.emailAddresses is set for the existing Grafana at https://grafana.lab.example");
+        expect(settings.warnings[0]).toContain("GF_SMTP_ENABLED");
+        expect(parseSettings(rawConfig({ grafanaUrl: "https://grafana.lab.example" }, { grafanaAuth: "glsa_token" })).warnings).toEqual([]);
+        expect(parseSettings(rawConfig({ alerts: { emailAddresses: ["oncall@lab.example"] }, smtp: SMTP })).warnings).toEqual([]);
+    });
+});
+
+describe("the failed-replies rule's settings", () => {
+    it("default to more than 3 failures in 5m, a generation of 120 s or more counting as timed out", () => {
+        expect(parseSettings(rawConfig()).alerts).toMatchObject({ replyFailureThreshold: 3, replyFailureWindow: "5m", ollamaRequestTimeout: "120s" });
+    });
+
+    it("are validated like the others", () => {
+        expect(problemsOf({ alerts: { replyFailureThreshold: 2.5, replyFailureWindow: "five minutes", ollamaRequestTimeout: "2 min" } })).toEqual([
+            "alerts.replyFailureThreshold: 2.5 is not allowed. Expected an integer from 0 to 1000000.",
+            'alerts.replyFailureWindow: "five minutes" is not allowed. Expected a duration such as "90s", "5m" or "1h".',
+            'alerts.ollamaRequestTimeout: "2 min" is not allowed. Expected a duration such as "90s", "5m" or "1h".',
+        ]);
     });
 });

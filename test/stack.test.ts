@@ -194,6 +194,18 @@ describe("the default stack", () => {
         expect(stack.one("grafana:oss/dataSource:DataSource", "content-loki").inputs).toMatchObject({ url: "http://obs-loki:3100", isDefault: true });
     });
 
+    it("creates the alert rules only once Loki, Promtail and the probe are up, so a fresh deploy does not page", () => {
+        const rules = stack.one("grafana:alerting/ruleGroup:RuleGroup", "content-rules");
+        for (const component of ["loki", "promtail", "ollama-probe"]) {
+            const upstream = container(stack, component);
+            expect(upstream.inputs.mustRun, component).toBe(true);
+            expect(rules.options.dependencies, component).toContain(upstream.options.urn);
+        }
+        // Loki and Promtail are waited for until healthy (Loki's /ready needs ~30 s after start).
+        expect(container(stack, "loki").inputs.wait).toBe(true);
+        expect(container(stack, "promtail").inputs.wait).toBe(true);
+    });
+
     it("exports the named outputs an operator and `npm run verify` read", () => {
         expect(Object.keys(stack.outputs).sort()).toEqual(
             [

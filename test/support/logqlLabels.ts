@@ -24,6 +24,8 @@ export const VARIABLE_SAMPLES: Readonly<Record<string, string>> = {
     __rate_interval: "1m",
     __range: "3h",
     keyword: "model not found",
+    // Two boxes picked: Grafana sends a regex alternation, each value regex-escaped for a "..." string.
+    host: "(lab-box|gpu-01\\\\.lab)",
 };
 
 /**
@@ -108,12 +110,13 @@ function text(expr: string, node: SyntaxNode): string {
 }
 
 /** The value of a LogQL string literal ("..." with Go escapes, or `raw`). */
-function stringValue(literal: string): string {
+export function stringValue(literal: string): string {
     if (literal.startsWith("`")) return literal.slice(1, -1);
     return JSON.parse(literal) as string;
 }
 
-function children(node: SyntaxNode): SyntaxNode[] {
+/** The direct children of a parse-tree node, in order. */
+export function children(node: SyntaxNode): SyntaxNode[] {
     const list: SyntaxNode[] = [];
     for (let child = node.firstChild; child; child = child.nextSibling) list.push(child);
     return list;
@@ -277,6 +280,11 @@ export function labelProblems(expr: string): string[] {
         for (const label of checkPipeline(expr, pipeline, problems)) groupable.add(label);
     }
     for (const label of LOKI_ERROR_LABELS) groupable.delete(label);
+    // label_replace(v, "dst", "replacement", "src", "regex") makes `dst` a label of its result.
+    for (const node of all.filter((candidate) => candidate.name === "LabelReplaceExpr")) {
+        const destination = node.getChild("String");
+        if (destination) groupable.add(stringValue(text(expr, destination)));
+    }
     for (const node of all) {
         const inGrouping = node.name === "Identifier" && node.parent?.name === "Labels";
         const inVectorMatching = node.name === "LabelName";

@@ -17,6 +17,8 @@ export interface GoMatch {
     readonly groups: Readonly<Record<string, string>>;
     readonly index: number;
     readonly text: string;
+    /** Numbered submatches: [0] the whole match, then each group ("" when it did not take part). */
+    readonly submatches: readonly string[];
 }
 
 export interface GoRegex {
@@ -71,7 +73,7 @@ export function goRegex(source: string): GoRegex {
             if (!match) return null;
             const groups: Record<string, string> = {};
             for (const name of groupNames) groups[name] = match.groups?.[name] ?? "";
-            return { groups, index: match.index, text: match[0] ?? "" };
+            return { groups, index: match.index, text: match[0] ?? "", submatches: Array.from(match, (part) => part ?? "") };
         },
     };
     cache.set(source, compiled);

@@ -1,0 +1,50 @@
+/**
+ * Real GPU probe lines for the tests: the probe script run once against a stand-in
+ * `nvidia-smi` that prints recorded outputs (test/fixtures/nvidia-smi), then, like any
+ * container's lines, through the rendered Promtail job gpu-probe.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { JOBS } from "../../components/logSchema";
+import { FIXTURES_DIR } from "./fixtures";
+import { fromSimEntries, type LokiEntry } from "./logqlEval";
+import { ARGS, renderedConfig } from "./pipelineHelpers";
+import { JobSimulator, type RawLine } from "./promtailSimulator";
+
+const SMI = path.join(FIXTURES_DIR, "nvidia-smi");
+const SCRIPT = path.join(__dirname, "..", "..", "components", "probe", "gpu_probe.py");
+
+/** The lines one reading prints for the GPU and process fixtures named (files in test/fixtures/nvidia-smi). */
+export function gpuProbeReading(gpuFixture: string, appsFixture: string): RawLine[] {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpu-probe-"));
+    try {
+        const stub = `#!/bin/sh\ncase "$1" in --query-gpu=*) cat "${path.join(SMI, gpuFixture)}";; *) cat "${path.join(SMI, appsFixture)}";; esac\n`;
+        fs.writeFileSync(path.join(dir, "nvidia-smi"), stub, { mode: 0o755 });
+        const out = execFileSync("python3", [SCRIPT, "--once", "--proc", path.join(SMI, "proc")], {
+            encoding: "utf8",
+            env: { PATH: `${dir}:/usr/bin:/bin` },
+        });
+        return out
+            .trimEnd()
+            .split("\n")
+            .map((text) => ({ text, validUtf8: true }));
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** The reading's lines as Loki stores them when the GPU probe of `host` prints them at each of `readTimesNs`. */
+export function gpuProbeEntries(reading: readonly RawLine[], readTimesNs: readonly bigint[], host = ARGS.hostLabel): LokiEntry[] {
+    const job = new JobSimulator(renderedConfig({ ...ARGS, hostLabel: host }), JOBS.gpuProbe);
+    return readTimesNs.flatMap((at) => {
+        const entries = job.runContainer(
+            { id: "g", name: "obs-gpu-probe", labels: { [ARGS.componentLabel]: "gpu-probe" } },
+            reading.map((line) => ({ ...line, stream: "stdout" as const })),
+            at,
+        );
+        if (!entries) throw new Error("the GPU probe container was not collected");
+        return fromSimEntries(entries);
+    });
+}
