@@ -21,22 +21,8 @@ import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { allDashboardJson, allPanels, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { longestRangeSeconds } from "./support/logqlLabels";
+import { stageModel as model } from "./support/ruleModels";
 
-interface Model {
-    refId: string;
-    expr?: string;
-    queryType?: string;
-    type?: string;
-    expression?: string;
-    reducer?: string;
-    conditions?: Array<{ evaluator: { type: string; params: number[] } }>;
-}
-
-const model = (rule: AlertRule, refId: string): Model => {
-    const data = rule.datas.find((item) => item.refId === refId);
-    if (!data) throw new Error(`${rule.name} has no stage ${refId}`);
-    return JSON.parse(data.model) as Model;
-};
 
 const DEFAULTS: AlertRuleOptions = {
     datasourceUid: LOKI_DATASOURCE_UID,

@@ -17,22 +17,8 @@ import { FIXTURES_DIR } from "./support/fixtures";
 import { renderedConfig } from "./support/pipelineHelpers";
 import { JobSimulator } from "./support/promtailSimulator";
 import { checkLogql, labelProblems, longestRangeSeconds } from "./support/logqlLabels";
+import { stageModel as model } from "./support/ruleModels";
 
-interface Model {
-    refId: string;
-    expr?: string;
-    queryType?: string;
-    type?: string;
-    expression?: string;
-    reducer?: string;
-    conditions?: Array<{ evaluator: { type: string; params: number[] } }>;
-}
-
-const model = (rule: AlertRule, refId: string): Model => {
-    const data = rule.datas.find((item) => item.refId === refId);
-    if (!data) throw new Error(`${rule.name} has no stage ${refId}`);
-    return JSON.parse(data.model) as Model;
-};
 
 const DEFAULT_RULES = buildGpuAlertRules(LOKI_DATASOURCE_UID);
 const CUSTOM_RULES = buildGpuAlertRules(LOKI_DATASOURCE_UID, { gpuMemoryPercent: 90, gpuMemoryFor: "10m", modelOffGpuFor: "3m" });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GPU_PROBE_FIELDS, GPU_PROBE_KINDS } from "../components/logSchema";
 import { GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH, renderGpuProbeCommand, renderGpuProbeEnvs } from "../components/gpuProbe";
 import { FIXTURES_DIR } from "./support/fixtures";
+import { compileLikeLocal, runScript, type RunResult } from "./support/runScript";
 
 const LOCAL_SCRIPT = path.join(__dirname, "..", "components", "probe", "gpu_probe.py");
 const SMI = path.join(FIXTURES_DIR, "nvidia-smi");
@@ -80,29 +81,9 @@ function envOf(scenario: Scenario): NodeJS.ProcessEnv {
     return env;
 }
 
-interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-}
-
 function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<RunResult> {
     const [executable, argv] = localCommand(args);
-    return new Promise((resolve, reject) => {
-        const child = spawn(executable, argv, { env });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-        const timer = setTimeout(() => {
-            child.kill("SIGKILL");
-            reject(new Error(`probe did not finish in ${timeoutMs}ms: ${stderr}`));
-        }, timeoutMs);
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
+    return runScript(executable, argv, env, timeoutMs);
 }
 
 /** One reading: every line parsed, checked against the schema the queries rely on. */
@@ -126,17 +107,7 @@ const ofKind = (readings: Reading[], kind: string) => readings.filter((reading) 
 
 describe("gpu_probe.py", () => {
     it("uploads, as the container's script, text python3 compiles to the script these tests run", async () => {
-        const compare = [
-            "import sys",
-            "uploaded = compile(sys.stdin.read(), 'gpu_probe.py', 'exec')",
-            "local = compile(open(sys.argv[1], encoding='utf-8').read(), 'gpu_probe.py', 'exec')",
-            "sys.exit(0 if uploaded.co_code == local.co_code and uploaded.co_consts == local.co_consts else 3)",
-        ].join("\n");
-        const child = spawn("python3", ["-c", compare, LOCAL_SCRIPT]);
-        let stderr = "";
-        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-        child.stdin.end(GPU_PROBE_SCRIPT);
-        const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        const { code, stderr } = await compileLikeLocal(GPU_PROBE_SCRIPT, LOCAL_SCRIPT);
         expect(code, stderr).toBe(0);
         expect(Buffer.byteLength(GPU_PROBE_SCRIPT, "utf8")).toBe(fs.statSync(LOCAL_SCRIPT).size);
     });

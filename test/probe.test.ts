@@ -12,6 +12,7 @@ import { PROBE_FIELDS } from "../components/logSchema";
 import { PROBE_SCRIPT, PROBE_SCRIPT_PATH, renderProbeCommand, renderProbeEnvs } from "../components/ollamaProbe";
 import type { OllamaProbeSettings } from "../components/settings";
 import { fixtureBytes } from "./support/fixtures";
+import { compileLikeLocal, runScript, type RunResult } from "./support/runScript";
 
 const LOCAL_SCRIPT = path.join(__dirname, "..", "components", "probe", "ollama_probe.py");
 
@@ -82,30 +83,9 @@ function envOf(probe: OllamaProbeSettings, extra: Record<string, string> = {}): 
     return { ...env, ...extra };
 }
 
-interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-/** Runs the script without blocking the event loop (the stand-in server lives in this process). */
 function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<RunResult> {
     const [executable, argv] = localCommand(args);
-    return new Promise((resolve, reject) => {
-        const child = spawn(executable, argv, { env });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-        const timer = setTimeout(() => {
-            child.kill("SIGKILL");
-            reject(new Error(`probe did not finish in ${timeoutMs}ms: ${stderr}`));
-        }, timeoutMs);
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
+    return runScript(executable, argv, env, timeoutMs);
 }
 
 async function probeOnce(probe: OllamaProbeSettings): Promise<ProbeLine> {
@@ -126,17 +106,7 @@ describe("ollama_probe.py", () => {
     it("uploads, as the container's script, text python3 compiles to the script these tests run", async () => {
         // PROBE_SCRIPT is the uploaded content; compare its compiled code with the file's, so a
         // mangled upload (encoding, truncation) fails here rather than in the container.
-        const compare = [
-            "import sys",
-            "uploaded = compile(sys.stdin.read(), 'ollama_probe.py', 'exec')",
-            "local = compile(open(sys.argv[1], encoding='utf-8').read(), 'ollama_probe.py', 'exec')",
-            "sys.exit(0 if uploaded.co_code == local.co_code and uploaded.co_consts == local.co_consts else 3)",
-        ].join("\n");
-        const child = spawn("python3", ["-c", compare, LOCAL_SCRIPT]);
-        let stderr = "";
-        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-        child.stdin.end(PROBE_SCRIPT);
-        const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        const { code, stderr } = await compileLikeLocal(PROBE_SCRIPT, LOCAL_SCRIPT);
         expect(code, stderr).toBe(0);
         expect(Buffer.byteLength(PROBE_SCRIPT, "utf8")).toBe(fs.statSync(LOCAL_SCRIPT).size);
     });
