@@ -420,7 +420,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
 
     const keepVolumesOnDestroy = v.boolean("keepVolumesOnDestroy", true);
 
-    const gpuProbe = readGpuProbe(v, facts.gpu, problems);
+    const gpuProbe = readGpuProbe(v, facts.gpu, images.gpuProbe, problems);
     for (const [key, window, interval, on] of [
         ["alerts.gpuMemoryFor", alerts.gpuMemoryFor, gpuProbe.intervalSeconds, gpuProbe.enabled],
         ["alerts.modelOffGpuFor", alerts.modelOffGpuFor, ollamaProbe.intervalSeconds, ollamaProbe.enabled],
@@ -438,7 +438,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
 }
 
 /** The GPU probe's settings, with `enabled` resolved against what detection found on this box. */
-function readGpuProbe(v: Validator, gpu: GpuDetection, problems: string[]): GpuProbeSettings {
+function readGpuProbe(v: Validator, gpu: GpuDetection, image: string, problems: string[]): GpuProbeSettings {
     const object = v.object("gpuProbe", GPU_PROBE_KEYS);
     const enabledValue = typeof object.enabled === "boolean" ? String(object.enabled) : object.enabled;
     const requested = v.oneOf("gpuProbe.enabled", enabledValue, "auto", ["auto", "true", "false"] as const);
@@ -465,7 +465,7 @@ function readGpuProbe(v: Validator, gpu: GpuDetection, problems: string[]): GpuP
         // A container requesting a GPU would fail at `pulumi up` on this box; say so now.
         problems.push(
             `gpuProbe.enabled: true is not allowed on this box: ${gpu.reason}. Expected a box with an NVIDIA driver and the NVIDIA Container Toolkit ` +
-                "(check with `docker run --rm --gpus all python:3.13.15-slim-trixie nvidia-smi`), or \"auto\" / false.",
+                `(check with \`docker run --rm --gpus all ${image} nvidia-smi\`), or "auto" / false.`,
         );
     }
     return { requested, enabled, decision, intervalSeconds, timeoutSeconds, hostPid };

@@ -1,8 +1,9 @@
 /** GpuProbe's resource graph and the program's GPU decision, against Pulumi's mock monitor (test/mocks.ts). */
-import { afterEach, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
-import { GpuProbe, GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH } from "../components/gpuProbe";
+import { GpuProbe, GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH, logGpuProbeDecision } from "../components/gpuProbe";
 import { DEFAULT_IMAGES, type GpuProbeSettings } from "../components/settings";
 import { runProgram, runWithMocks, type ProgramRun } from "./mocks";
 
@@ -119,5 +120,34 @@ describe("the program's GPU decision", () => {
         const inputs = stack.one(CONTAINER, "gpu-probe-container").inputs;
         expect(inputs.pidMode).toBeUndefined();
         expect(inputs.envs).toContain("GPU_PROBE_INTERVAL_SECONDS=30");
+    });
+});
+
+describe("the preview's word on the GPU probe", () => {
+    const saved = process.env[GPU_DETECTION_OVERRIDE];
+    afterEach(() => {
+        process.env[GPU_DETECTION_OVERRIDE] = saved;
+        vi.restoreAllMocks();
+    });
+
+    it("warns when auto finds no GPU, saying why, and only informs otherwise", () => {
+        const warn = vi.spyOn(pulumi.log, "warn").mockResolvedValue(undefined);
+        const info = vi.spyOn(pulumi.log, "info").mockResolvedValue(undefined);
+        logGpuProbeDecision({ ...DEFAULT_PROBE, enabled: false, decision: "GPU probe not deployed (gpuProbe.enabled is auto): no GPU." });
+        expect(warn).toHaveBeenCalledWith("GPU probe not deployed (gpuProbe.enabled is auto): no GPU.");
+        logGpuProbeDecision(DEFAULT_PROBE);
+        logGpuProbeDecision({ ...DEFAULT_PROBE, requested: "false", enabled: false, decision: "GPU probe off (gpuProbe.enabled is false)." });
+        expect(info.mock.calls).toEqual([["GPU probe on"], ["GPU probe off (gpuProbe.enabled is false)."]]);
+        expect(warn).toHaveBeenCalledTimes(1);
+    });
+
+    it("a change of the GPU probe's interval replaces only its container", async () => {
+        process.env[GPU_DETECTION_OVERRIDE] = "present";
+        const before = await runProgram({ hostLabel: "lab-box" });
+        const after = await runProgram({ hostLabel: "lab-box", gpuProbe: JSON.stringify({ intervalSeconds: 30 }) });
+        const inputsOf = (stack: ProgramRun) => new Map(stack.resources.map((resource) => [`${resource.type}::${resource.name}`, JSON.stringify(resource.inputs)]));
+        const was = inputsOf(before);
+        const changed = [...inputsOf(after)].filter(([key, inputs]) => was.get(key) !== inputs).map(([key]) => key);
+        expect(changed).toEqual([`${CONTAINER}::gpu-probe-container`]);
     });
 });
