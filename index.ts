@@ -197,7 +197,7 @@ function agentStack(role: Extract<typeof settings.role, { kind: "agent" }>): Rec
     hub.pushUrl.apply((url) => {
         if (url.startsWith("http:")) pulumi.log.warn(`The hub's push URL ${url} is plain HTTP: this agent's password and logs cross the lab network in the clear.`);
     });
-    collectors({ lokiPushUrl: hub.pushUrl, pushAuth: { username: hub.username, password: hub.password } }, []);
+    collectors({ lokiPushUrl: hub.pushUrl, pushAuth: { username: hub.username, password: hub.password, caCertPath: hub.caCertPath } }, []);
     return { ...common, hostLabel: settings.hostLabel, hubPushUrl: hub.pushUrl };
 }
 

@@ -21,6 +21,8 @@ export interface HubConnection {
     readonly username: string;
     /** A secret. */
     readonly password: pulumi.Output<string>;
+    /** CA certificate file on this box for the hub's TLS certificate, when not a public CA. */
+    readonly caCertPath?: string;
 }
 
 /**
@@ -48,7 +50,7 @@ export function agentCredentialFromHub(hostLabel: string, hubHostLabel: string, 
 /** The hub's push URL and this agent's credential, from the hub's stack or from explicit config. */
 export function connectToHub(settings: HubConnectionSettings, hostLabel: string, parent?: pulumi.Resource): HubConnection {
     if (settings.kind === "explicit") {
-        return { pushUrl: pulumi.output(pushUrlOf(settings.url)), username: settings.username, password: settings.password };
+        return { pushUrl: pulumi.output(pushUrlOf(settings.url)), username: settings.username, password: settings.password, caCertPath: settings.caCertPath };
     }
     const hub = new pulumi.StackReference("hub", { name: settings.stack }, { parent });
     const credential = pulumi
@@ -58,6 +60,7 @@ export function connectToHub(settings: HubConnectionSettings, hostLabel: string,
         pushUrl: hub.requireOutput(HUB_OUTPUTS.pushUrl).apply(String),
         username: hostLabel,
         password: pulumi.secret(credential.apply((entry) => entry.password)),
+        caCertPath: settings.caCertPath,
     };
 }
 

@@ -12,6 +12,8 @@ export const PROMTAIL_HTTP_PORT = 9080;
 export const DOCKER_SOCKET = "/var/run/docker.sock";
 /** An agent's password for its hub, uploaded as a secret file; the config names only the path. */
 export const PROMTAIL_HUB_PASSWORD_PATH = "/etc/promtail/hub-password";
+/** The CA certificate of the hub's TLS certificate, mounted read-only from the agent's box. */
+export const PROMTAIL_HUB_CA_PATH = "/etc/promtail/hub-ca.pem";
 
 export interface PromtailArgs {
     /** Prefix of the container, volume and image resource names on the Docker host. */
@@ -24,7 +26,7 @@ export interface PromtailArgs {
      */
     readonly lokiPushUrl: pulumi.Input<string>;
     /** Basic auth for a hub's push endpoint (role agent); the password is a secret. */
-    readonly pushAuth?: { readonly username: string; readonly password: pulumi.Output<string> };
+    readonly pushAuth?: { readonly username: string; readonly password: pulumi.Output<string>; readonly caCertPath?: string };
     /** The `host` label on every line. */
     readonly hostLabel: string;
     /** Which host files and which containers to collect. */
@@ -63,6 +65,7 @@ export class Promtail extends pulumi.ComponentResource {
                 positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
                 componentLabel: COMPONENT_LABEL,
                 basicAuth: pushAuth ? { username: pushAuth.username, passwordFile: PROMTAIL_HUB_PASSWORD_PATH } : undefined,
+                caFile: pushAuth?.caCertPath ? PROMTAIL_HUB_CA_PATH : undefined,
             }),
         );
         // An agent's password travels in `envs` and is written to its file at start
@@ -110,6 +113,7 @@ export class Promtail extends pulumi.ComponentResource {
                     // Gin's access lines carry no zone; the file job reads them in the box's zone.
                     { type: "bind", source: "/etc/localtime", target: "/etc/localtime", readOnly: true },
                     { type: "volume", source: this.positionsVolume.name, target: PROMTAIL_POSITIONS_DIR },
+                    ...(pushAuth?.caCertPath ? [{ type: "bind", source: pushAuth.caCertPath, target: PROMTAIL_HUB_CA_PATH, readOnly: true }] : []),
                 ],
                 networksAdvanced: [{ name: args.networkName }],
                 // Promtail's /ready stays 503 "Unable to find any logs to tail" until a log file

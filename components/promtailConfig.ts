@@ -57,6 +57,8 @@ export interface PromtailConfigArgs {
      * the container, so this config holds no secret.
      */
     readonly basicAuth?: { readonly username: string; readonly passwordFile: string };
+    /** CA certificate file (in the container) that signed the hub's certificate. */
+    readonly caFile?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ export interface ClientConfig {
     readonly backoff_config: { readonly min_period: string; readonly max_period: string; readonly max_retries: number };
     /** Prometheus' HTTP client config, inlined in Promtail's client config. */
     readonly basic_auth?: { readonly username: string; readonly password_file: string };
+    readonly tls_config?: { readonly ca_file: string };
 }
 
 export interface ScrapeConfig {
@@ -644,6 +647,7 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
                 // drops no line. Only 4xx answers other than 429 (a line Loki refuses) are not retried.
                 backoff_config: { min_period: "500ms", max_period: "5m", max_retries: 0 },
                 ...(args.basicAuth ? { basic_auth: { username: args.basicAuth.username, password_file: args.basicAuth.passwordFile } } : {}),
+                ...(args.caFile ? { tls_config: { ca_file: args.caFile } } : {}),
             },
         ],
         scrape_configs: scrapeConfigs,

@@ -34,11 +34,15 @@ export interface PushProxySettings {
 }
 
 /** How an agent finds its hub. */
-export type HubConnectionSettings =
+export type HubConnectionSettings = (
     /** A StackReference to the hub stack: push URL and this agent's credential come from its outputs. */
     | { readonly kind: "stack"; readonly stack: string }
     /** Explicit config, for an agent that cannot read the hub's state. */
-    | { readonly kind: "explicit"; readonly url: string; readonly username: string; readonly password: pulumi.Output<string> };
+    | { readonly kind: "explicit"; readonly url: string; readonly username: string; readonly password: pulumi.Output<string> }
+) & {
+    /** CA certificate (PEM file on the agent's box) that signed the hub's certificate, when it is not a public CA. */
+    readonly caCertPath?: string;
+};
 
 export type RoleSettings =
     | { readonly kind: "standalone" }
@@ -50,7 +54,7 @@ export type RoleSettings =
       }
     | { readonly kind: "agent"; readonly hub: HubConnectionSettings };
 
-const HUB_KEYS = ["stack", "url", "username"] as const;
+const HUB_KEYS = ["stack", "url", "username", "caCertPath"] as const;
 const PUSH_PROXY_KEYS = ["port", "bindAddress", "externalUrl", "tlsCertPath", "tlsKeyPath"] as const;
 
 /** Top-level keys only one role reads, and that role. */
@@ -170,6 +174,10 @@ function readPushProxy(v: Validator, raw: RawConfig, hostLabel: string, problems
 function readHubConnection(v: Validator, raw: RawConfig, hostLabel: string, problems: string[]): HubConnectionSettings {
     const object = v.object("hub", HUB_KEYS);
     const password = raw.getSecret("hubPassword");
+    const caCertPath = v.optionalString("hub.caCertPath", object.caCertPath);
+    if (caCertPath !== undefined && (!caCertPath.startsWith("/") || caCertPath.includes(".."))) {
+        problems.push(`hub.caCertPath: ${JSON.stringify(caCertPath)} is not allowed. Expected an absolute path on this box, such as "/etc/ssl/lab-ca.pem".`);
+    }
     const stack = v.optionalString("hub.stack", object.stack);
     if (stack !== undefined) {
         if (!/^(?:[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/)?[A-Za-z0-9_.-]+$/.test(stack)) {
@@ -178,7 +186,7 @@ function readHubConnection(v: Validator, raw: RawConfig, hostLabel: string, prob
         if (object.url !== undefined || password !== undefined) {
             problems.push(`hub.stack: set together with ${object.url !== undefined ? "hub.url" : "hubPassword"}. Use either the hub's stack, or hub.url with hubPassword, not both.`);
         }
-        return { kind: "stack", stack };
+        return { kind: "stack", stack, caCertPath };
     }
     if (object.url === undefined) {
         problems.push(
@@ -200,5 +208,5 @@ function readHubConnection(v: Validator, raw: RawConfig, hostLabel: string, prob
     if (password === undefined) {
         problems.push(`hubPassword: not set, but hub.url is ${JSON.stringify(object.url)}. Set it with --secret (from the hub: pulumi stack output agentCredentials --show-secrets).`);
     }
-    return { kind: "explicit", url, username: username ?? hostLabel, password: password ?? pulumi.secret("") };
+    return { kind: "explicit", url, username: username ?? hostLabel, password: password ?? pulumi.secret(""), caCertPath };
 }

@@ -107,6 +107,7 @@ describe("an agent", () => {
         [{ hub: { url: "ftp://hub" , username: "lab-box"} }, { hubPassword: "pw-from-hub" }, /hub.url: "ftp:\/\/hub" is not allowed/],
         [{ hub: { stack: "org/proj/hub", url: "https://hub:3101" } }, {}, /hub.stack: set together with hub.url/],
         [{ hub: { stack: "a b" } }, {}, /hub.stack: "a b" is not allowed. Expected "<org>\/<project>\/<stack>"/],
+        [{ hub: { stack: "org/proj/hub", caCertPath: "lab-ca.pem" } }, {}, /hub.caCertPath: "lab-ca.pem" is not allowed. Expected an absolute path/],
         [{ hub: { stack: "org/proj/hub" }, agents: ["gpu-02"] }, {}, /agents: .* only read by a stack with role "hub"/],
     ])("rejects %j %j", (values, secrets, message) => {
         const problems = problemsOf({ role: "agent", ...values }, secrets);

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { PROMTAIL_HUB_PASSWORD_PATH } from "../components/promtail";
+import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../components/promtail";
 import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../components/pushProxy";
 import { FakeStack, ProgramRun, RecordedResource, runProgram } from "./mocks";
 
@@ -235,14 +235,17 @@ describe("an agent pointing at its hub's stack", () => {
 describe("an agent with explicit hub config", () => {
     it("pushes with the configured password, kept secret", async () => {
         const agent = await runProgram(
-            { hostLabel: "gpu-03", role: "agent", hub: JSON.stringify({ url: "https://10.0.0.5:3101", username: "gpu-03" }) },
+            { hostLabel: "gpu-03", role: "agent", hub: JSON.stringify({ url: "https://10.0.0.5:3101", username: "gpu-03", caCertPath: "/etc/ssl/lab-ca.pem" }) },
             { hubPassword: "explicit-password-gpu-03" },
         );
         const promtail = agent.one(CONTAINER, "promtail-container");
         expect(parse(upload(promtail, "/etc/promtail/config.yml").content).clients[0]).toMatchObject({
             url: "https://10.0.0.5:3101/loki/api/v1/push",
             basic_auth: { username: "gpu-03", password_file: PROMTAIL_HUB_PASSWORD_PATH },
+            // The lab's own CA, for a hub certificate no public CA signed.
+            tls_config: { ca_file: PROMTAIL_HUB_CA_PATH },
         });
+        expect(promtail.inputs.mounts).toContainEqual({ type: "bind", source: "/etc/ssl/lab-ca.pem", target: PROMTAIL_HUB_CA_PATH, readOnly: true });
         expect(env(promtail, "HUB_PASSWORD")).toEqual({ value: "explicit-password-gpu-03", secret: true });
         expect(agent.ofType("pulumi:pulumi:StackReference")).toEqual([]);
     });
