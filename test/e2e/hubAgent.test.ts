@@ -47,6 +47,15 @@ describe.skipIf(skipReason !== undefined)(`a hub and one agent on one Docker hos
     let hostAddress = "";
     const print = (text: string) => process.stdout.write(text);
     const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+    /** What both stacks set: their own prefix, host label and log directories, and nothing kept on destroy. */
+    const boxConfig = (prefix: string, host: string, logs: string) => ({
+        [key("namePrefix")]: { value: prefix },
+        [key("hostLabel")]: { value: host },
+        [key("keepVolumesOnDestroy")]: { value: "false" },
+        [key("logSources.deepchatLogPaths[0]")]: { value: path.join(temp, logs, "deepchat/*.log") },
+        [key("logSources.ollamaLogPaths[0]")]: { value: path.join(temp, logs, "ollama/*.log") },
+        [key("logSources.containerPatterns[0]")]: { value: "e2e-none-*" },
+    });
 
     beforeAll(async () => {
         temp = fs.mkdtempSync(path.join(os.tmpdir(), "obs-e2e-hub-"));
@@ -59,34 +68,24 @@ describe.skipIf(skipReason !== undefined)(`a hub and one agent on one Docker hos
         hub = await Stack.create("hub", workspace);
         await hub.setAllConfig(
             {
+                ...boxConfig(hubPrefix, hubHost, "hub"),
                 [key("role")]: { value: "hub" },
-                [key("namePrefix")]: { value: hubPrefix },
-                [key("hostLabel")]: { value: hubHost },
                 [key("agents[0]")]: { value: agentHost },
                 [key("pushProxy.port")]: { value: String(pushPort) },
                 [key("pushProxy.bindAddress")]: { value: hostAddress },
                 [key("pushProxy.externalUrl")]: { value: `http://${hostAddress}:${pushPort}` },
                 [key("grafanaPort")]: { value: String(await freePort()) },
                 [key("lokiPort")]: { value: String(await freePort()) },
-                [key("keepVolumesOnDestroy")]: { value: "false" },
                 [key("ollamaProbe.enabled")]: { value: "false" },
-                [key("logSources.deepchatLogPaths[0]")]: { value: path.join(temp, "hub/deepchat/*.log") },
-                [key("logSources.ollamaLogPaths[0]")]: { value: path.join(temp, "hub/ollama/*.log") },
-                [key("logSources.containerPatterns[0]")]: { value: "e2e-none-*" },
             },
             true,
         );
         agent = await Stack.create("agent", workspace);
         await agent.setAllConfig(
             {
+                ...boxConfig(agentPrefix, agentHost, "agent"),
                 [key("role")]: { value: "agent" },
-                [key("namePrefix")]: { value: agentPrefix },
-                [key("hostLabel")]: { value: agentHost },
                 [key("hub.stack")]: { value: "organization/deepchat-observability/hub" },
-                [key("keepVolumesOnDestroy")]: { value: "false" },
-                [key("logSources.deepchatLogPaths[0]")]: { value: path.join(temp, "agent/deepchat/*.log") },
-                [key("logSources.ollamaLogPaths[0]")]: { value: path.join(temp, "agent/ollama/*.log") },
-                [key("logSources.containerPatterns[0]")]: { value: "e2e-none-*" },
             },
             true,
         );
