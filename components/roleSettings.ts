@@ -70,8 +70,12 @@ const ROLE_ONLY_KEYS: Record<string, StackRole> = {
 /** Grafana keys without a default in Pulumi.yaml: set on an agent, they would silently do nothing. */
 const GRAFANA_ONLY_KEYS = ["grafanaUrl", "grafanaAuth", "grafanaLokiUrl", "grafanaAdminPassword", "smtp", "smtpPassword", "wecomWebhookUrl"] as const;
 
-/** Reads `role` and the keys of that role; pushes every problem onto `problems`. */
-export function readRole(v: Validator, raw: RawConfig, hostLabel: string, problems: string[]): RoleSettings {
+/**
+ * Reads `role` and the keys of that role; pushes every problem onto `problems`. `hostPorts`
+ * are the other host ports the stack publishes (`lokiPort`, `grafanaPort`), which the push
+ * endpoint must not take.
+ */
+export function readRole(v: Validator, raw: RawConfig, hostLabel: string, problems: string[], hostPorts: Record<string, number | undefined> = {}): RoleSettings {
     const role = v.oneOf("role", raw.get("role"), "standalone", STACK_ROLES);
 
     for (const [key, owner] of Object.entries(ROLE_ONLY_KEYS)) {
@@ -89,7 +93,13 @@ export function readRole(v: Validator, raw: RawConfig, hostLabel: string, proble
         }
     }
 
-    if (role === "hub") return { kind: "hub", agents: readAgents(v, raw, hostLabel, problems), pushProxy: readPushProxy(v, raw, hostLabel, problems) };
+    if (role === "hub") {
+        const pushProxy = readPushProxy(v, raw, hostLabel, problems);
+        for (const [key, port] of Object.entries(hostPorts)) {
+            if (port === pushProxy.port) problems.push(`pushProxy.port: ${port} is not allowed. ${key} publishes that host port already; expected another one.`);
+        }
+        return { kind: "hub", agents: readAgents(v, raw, hostLabel, problems), pushProxy };
+    }
     if (role === "agent") return { kind: "agent", hub: readHubConnection(v, raw, hostLabel, problems) };
     return { kind: "standalone" };
 }

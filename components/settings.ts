@@ -314,7 +314,7 @@ export function parseSettings(raw: RawConfig): Settings {
 
     const keepVolumesOnDestroy = v.boolean("keepVolumesOnDestroy", true);
 
-    const role = readRole(v, raw, hostLabel, problems);
+    const role = readRole(v, raw, hostLabel, problems, { lokiPort: loki.port, grafanaPort: grafana.kind === "container" ? grafana.port : undefined });
 
     if (problems.length > 0) {
         throw new SettingsError(problems);

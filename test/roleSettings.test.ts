@@ -79,6 +79,8 @@ describe("a hub", () => {
         [{}, { hubTlsCert: "not pem", hubTlsKey: PEM_KEY }, /hubTlsCert: the value is not PEM/],
         [{ pushProxy: { externalUrl: "https://hub:3101" } }, {}, /is https, but no certificate is set/],
         [{ pushProxy: { prot: 1 } }, {}, /pushProxy.prot: unknown key/],
+        [{ pushProxy: { port: 3100 } }, {}, /pushProxy.port: 3100 is not allowed. lokiPort publishes that host port already/],
+        [{ grafanaPort: "3101" }, {}, /pushProxy.port: 3101 is not allowed. grafanaPort publishes that host port already/],
     ])("rejects %j %j", (values, secrets, message) => expectOneProblem({ role: "hub", ...values }, secrets, message));
 });
 
