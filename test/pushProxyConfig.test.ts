@@ -9,6 +9,7 @@
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
 import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
@@ -127,66 +128,95 @@ const passwordHash = hasNginx ? bcrypt(PASSWORD) : undefined;
 const canServe = hasNginx && passwordHash !== undefined;
 const serveReason = !hasNginx ? "nginx not installed" : "python3's crypt cannot make a bcrypt hash here";
 
-describe.skipIf(!canServe)(`nginx serving the config on loopback${canServe ? "" : ` (skipped: ${serveReason})`}`, () => {
-    let directory = "";
-    let nginx: ChildProcess | undefined;
-    let nginxOutput = "";
-    let upstream: http.Server | undefined;
+/** nginx serving the rendered config on loopback, in front of an in-process stand-in for Loki. */
+interface RunningProxy {
+    /** Every request the stand-in received. */
+    readonly seen: SeenRequest[];
+    /** Sends a request to the endpoint; HTTPS (trusting the throw-away certificate) when started with TLS, unless `scheme` says otherwise. */
+    send(pathName: string, init?: { method?: string; body?: string; headers?: Record<string, string> }, scheme?: "http" | "https"): Promise<{ status: number; reachedUpstream: boolean }>;
+    stop(): Promise<void>;
+}
+
+async function startProxy(tls?: { certFile: string; keyFile: string; ca: string }): Promise<RunningProxy> {
+    const directory = workDirectory();
     const seen: SeenRequest[] = [];
-    let base = "";
-
-    beforeAll(async () => {
-        directory = workDirectory();
-        upstream = http.createServer((request, response) => {
-            const chunks: Buffer[] = [];
-            request.on("data", (chunk: Buffer) => chunks.push(chunk));
-            request.on("end", () => {
-                seen.push({ method: request.method ?? "", url: request.url ?? "", body: Buffer.concat(chunks).toString("utf8"), authorization: request.headers.authorization });
-                // Loki answers a push with 204 No Content.
-                response.writeHead(request.url === LOKI_PUSH_PATH ? 204 : 200).end(request.url === LOKI_PUSH_PATH ? undefined : "loki-internal");
-            });
+    const upstream = http.createServer((request, response) => {
+        const chunks: Buffer[] = [];
+        request.on("data", (chunk: Buffer) => chunks.push(chunk));
+        request.on("end", () => {
+            seen.push({ method: request.method ?? "", url: request.url ?? "", body: Buffer.concat(chunks).toString("utf8"), authorization: request.headers.authorization });
+            // Loki answers a push with 204 No Content.
+            response.writeHead(request.url === LOKI_PUSH_PATH ? 204 : 200).end(request.url === LOKI_PUSH_PATH ? undefined : "loki-internal");
         });
-        await new Promise<void>((resolve) => upstream?.listen(0, "127.0.0.1", resolve));
-        const upstreamPort = (upstream.address() as AddressInfo).port;
-        const ports = { listen: await freePort(), health: await freePort(), upstream: upstreamPort };
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const ports = { listen: await freePort(), health: await freePort(), upstream: (upstream.address() as AddressInfo).port };
 
-        fs.writeFileSync(path.join(directory, "htpasswd"), renderHtpasswd([{ username: AGENT, hash: passwordHash ?? "" }]), { mode: 0o644 });
-        const file = path.join(directory, "nginx.conf");
-        fs.writeFileSync(file, renderPushProxyConfig(argsFor(directory, ports)));
-        nginx = spawn("nginx", ["-p", directory, "-e", "stderr", "-c", file, "-g", "daemon off;"], { stdio: ["ignore", "pipe", "pipe"] });
-        nginx.stdout?.on("data", (chunk: Buffer) => (nginxOutput += chunk.toString()));
-        nginx.stderr?.on("data", (chunk: Buffer) => (nginxOutput += chunk.toString()));
-        base = `http://127.0.0.1:${ports.listen}`;
+    fs.writeFileSync(path.join(directory, "htpasswd"), renderHtpasswd([{ username: AGENT, hash: passwordHash ?? "" }]), { mode: 0o644 });
+    const file = path.join(directory, "nginx.conf");
+    fs.writeFileSync(file, renderPushProxyConfig(argsFor(directory, ports, tls ? { certFile: tls.certFile, keyFile: tls.keyFile } : undefined)));
+    const nginx: ChildProcess = spawn("nginx", ["-p", directory, "-e", "stderr", "-c", file, "-g", "daemon off;"], { stdio: ["ignore", "pipe", "pipe"] });
+    let nginxOutput = "";
+    nginx.stdout?.on("data", (chunk: Buffer) => (nginxOutput += chunk.toString()));
+    nginx.stderr?.on("data", (chunk: Buffer) => (nginxOutput += chunk.toString()));
 
-        // Bounded wait for the health endpoint.
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-            const health = await fetch(`http://127.0.0.1:${ports.health}/healthz`).catch(() => undefined);
-            if (health?.status === 200) break;
-            if (Date.now() > deadline || nginx.exitCode !== null) throw new Error(`nginx did not come up within 10 s: ${nginxOutput}`);
-            await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-    }, 30_000);
-
-    afterAll(async () => {
-        if (nginx && nginx.exitCode === null) {
-            const exited = new Promise((resolve) => nginx?.once("exit", resolve));
+    const stop = async () => {
+        if (nginx.exitCode === null && nginx.signalCode === null) {
+            const exited = new Promise((resolve) => nginx.once("exit", resolve));
             nginx.kill("SIGTERM");
             await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-            if (nginx.exitCode === null) nginx.kill("SIGKILL");
+            if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill("SIGKILL");
         }
-        await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
-        if (directory) fs.rmSync(directory, { recursive: true, force: true });
+        await new Promise<void>((resolve) => upstream.close(() => resolve()));
+        fs.rmSync(directory, { recursive: true, force: true });
+    };
+
+    // Bounded wait for the health endpoint.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+        const health = await fetch(`http://127.0.0.1:${ports.health}/healthz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+        if (health?.status === 200) break;
+        if (Date.now() > deadline || nginx.exitCode !== null) {
+            await stop();
+            throw new Error(`nginx did not come up within 10 s: ${nginxOutput}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    const send: RunningProxy["send"] = (pathName, init = {}, scheme = tls ? "https" : "http") =>
+        new Promise((resolve, reject) => {
+            const before = seen.length;
+            const client = scheme === "https" ? https : http;
+            const request = client.request(
+                `${scheme}://127.0.0.1:${ports.listen}${pathName}`,
+                { method: init.method ?? "GET", headers: init.headers, ca: tls?.ca, timeout: 5_000 },
+                (response) => {
+                    response.resume();
+                    response.on("end", () => resolve({ status: response.statusCode ?? 0, reachedUpstream: seen.length > before }));
+                },
+            );
+            request.on("timeout", () => request.destroy(new Error(`no answer from nginx within 5 s for ${pathName}`)));
+            request.on("error", reject);
+            request.end(init.body);
+        });
+    return { seen, send, stop };
+}
+
+const push = JSON.stringify({ streams: [{ stream: { job: "canary", host: AGENT }, values: [["1764150000000000000", "hello hub"]] }] });
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+
+describe.skipIf(!canServe)(`nginx serving the config on loopback${canServe ? "" : ` (skipped: ${serveReason})`}`, () => {
+    let proxy: RunningProxy | undefined;
+    beforeAll(async () => {
+        proxy = await startProxy();
+    }, 30_000);
+    afterAll(async () => {
+        await proxy?.stop();
     });
 
-    const push = JSON.stringify({ streams: [{ stream: { job: "canary", host: AGENT }, values: [["1764150000000000000", "hello hub"]] }] });
-    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
-
-    async function send(pathName: string, init: RequestInit = {}): Promise<{ status: number; reachedUpstream: boolean }> {
-        const before = seen.length;
-        const response = await fetch(`${base}${pathName}`, { ...init, signal: AbortSignal.timeout(5_000) });
-        await response.arrayBuffer();
-        return { status: response.status, reachedUpstream: seen.length > before };
+    function send(...args: Parameters<RunningProxy["send"]>): ReturnType<RunningProxy["send"]> {
+        if (!proxy) throw new Error("nginx did not start (see beforeAll)");
+        return proxy.send(...args);
     }
 
     it("answers a push without credentials with 401, and Loki never sees it", async () => {
@@ -204,6 +234,7 @@ describe.skipIf(!canServe)(`nginx serving the config on loopback${canServe ? "" 
     it("passes the right password's push to Loki, body intact, without the credentials", async () => {
         const result = await send(LOKI_PUSH_PATH, { method: "POST", body: push, headers: { Authorization: basic(AGENT, PASSWORD), "Content-Type": "application/json" } });
         expect(result).toEqual({ status: 204, reachedUpstream: true });
+        const seen = proxy?.seen ?? [];
         const received = seen[seen.length - 1];
         expect(received).toMatchObject({ method: "POST", url: LOKI_PUSH_PATH, body: push });
         expect(received.authorization).toBeUndefined();
@@ -221,5 +252,37 @@ describe.skipIf(!canServe)(`nginx serving the config on loopback${canServe ? "" 
     it("refuses any method but POST on the push path", async () => {
         const result = await send(LOKI_PUSH_PATH, { headers: { Authorization: basic(AGENT, PASSWORD) } });
         expect(result).toEqual({ status: 403, reachedUpstream: false });
+    });
+});
+
+describe.skipIf(!canServe || !hasOpenssl)(`nginx serving the TLS config on loopback${canServe && hasOpenssl ? "" : " (skipped: nginx, openssl or a bcrypt-capable crypt missing)"}`, () => {
+    let proxy: RunningProxy | undefined;
+    let certificates = "";
+    beforeAll(async () => {
+        certificates = fs.mkdtempSync(path.join(os.tmpdir(), "push-proxy-tls-"));
+        const cert = path.join(certificates, "cert.pem");
+        const key = path.join(certificates, "key.pem");
+        const made = spawnSync(
+            "openssl",
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert],
+            { encoding: "utf8", timeout: 30_000 },
+        );
+        if (made.status !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+        proxy = await startProxy({ certFile: cert, keyFile: key, ca: fs.readFileSync(cert, "utf8") });
+    }, 60_000);
+    afterAll(async () => {
+        await proxy?.stop();
+        if (certificates) fs.rmSync(certificates, { recursive: true, force: true });
+    });
+
+    it("passes an authenticated push over HTTPS, and refuses one without credentials", async () => {
+        if (!proxy) throw new Error("nginx did not start (see beforeAll)");
+        expect(await proxy.send(LOKI_PUSH_PATH, { method: "POST", body: push, headers: { Authorization: basic(AGENT, PASSWORD) } })).toEqual({ status: 204, reachedUpstream: true });
+        expect(await proxy.send(LOKI_PUSH_PATH, { method: "POST", body: push })).toEqual({ status: 401, reachedUpstream: false });
+    });
+
+    it("answers plain HTTP on the TLS port with 400, never passing it on", async () => {
+        if (!proxy) throw new Error("nginx did not start (see beforeAll)");
+        expect(await proxy.send(LOKI_PUSH_PATH, { method: "POST", body: push, headers: { Authorization: basic(AGENT, PASSWORD) } }, "http")).toEqual({ status: 400, reachedUpstream: false });
     });
 });
