@@ -232,6 +232,26 @@ describe("an agent pointing at its hub's stack", () => {
     });
 });
 
+describe("an agent the hub does not list", () => {
+    it("fails the run with the fix, before any credential is handed to a container", async () => {
+        // The check runs inside an output (the hub's outputs are known only then); its error is
+        // unhandled, which Pulumi's runner reports as a failed program.
+        const failures: string[] = [];
+        const capture = (reason: unknown) => failures.push(String(reason));
+        process.on("unhandledRejection", capture);
+        try {
+            const agent = await runProgram({ hostLabel: "gpu-09", role: "agent", hub: JSON.stringify({ stack: HUB_STACK }) }, {}, fakeHub({ "gpu-01": "password-of-gpu-01" }));
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            expect(agent.find(CONTAINER, "promtail-container")).toBeUndefined();
+        } finally {
+            process.off("unhandledRejection", capture);
+        }
+        expect(failures.length).toBeGreaterThan(0);
+        expect(failures[0]).toContain(`hostLabel: "gpu-09" is not in the hub's agents ("gpu-01"). On the hub stack: pulumi config set --path 'agents[1]' gpu-09`);
+        expect(failures.join("\n")).not.toContain("password-of-gpu-01");
+    });
+});
+
 describe("an agent with explicit hub config", () => {
     it("pushes with the configured password, kept secret", async () => {
         const agent = await runProgram(
