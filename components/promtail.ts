@@ -10,7 +10,7 @@ export const PROMTAIL_CONFIG_PATH = "/etc/promtail/config.yml";
 export const PROMTAIL_POSITIONS_DIR = "/var/lib/promtail";
 export const PROMTAIL_HTTP_PORT = 9080;
 export const DOCKER_SOCKET = "/var/run/docker.sock";
-/** An agent's password for its hub, uploaded as a secret file; the config names only the path. */
+/** An agent's password for its hub, written at start from a secret variable; the config names only the path. */
 export const PROMTAIL_HUB_PASSWORD_PATH = "/etc/promtail/hub-password";
 /** The CA certificate of the hub's TLS certificate, mounted read-only from the agent's box. */
 export const PROMTAIL_HUB_CA_PATH = "/etc/promtail/hub-ca.pem";

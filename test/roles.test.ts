@@ -3,7 +3,8 @@
  * agent pushes to its hub with a credential that stays secret, and the hub publishes only
  * the push path.
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../components/promtail";
 import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../components/pushProxy";
@@ -184,6 +185,34 @@ describe("a hub", () => {
         expect(entrypointScript(pemProxy)).toContain(`printf '%s' "$PUSH_PROXY_TLS_KEY" > ${PUSH_PROXY_TLS_KEY}; chmod 0400`);
         expect(upload(pemProxy, "/etc/nginx/nginx.conf").secret).toBe(false);
         expect(pemProxy.inputs.mounts).toEqual([]);
+    });
+});
+
+describe("plain HTTP between boxes", () => {
+    it("is a preview warning on a hub without a certificate, and none with one", async () => {
+        const warn = vi.spyOn(pulumi.log, "warn");
+        try {
+            await runProgram({ hostLabel: "hub-box", role: "hub" });
+            const warnings = warn.mock.calls.map(([message]) => String(message));
+            expect(warnings).toEqual([expect.stringContaining("no TLS certificate: agent passwords and logs cross the lab network in the clear")]);
+            warn.mockClear();
+            await runProgram({ hostLabel: "hub-box", role: "hub", pushProxy: JSON.stringify({ tlsCertPath: "/etc/ssl/hub.pem", tlsKeyPath: "/etc/ssl/hub.key" }) });
+            expect(warn.mock.calls.map(([message]) => String(message)).filter((message) => message.includes("in the clear"))).toEqual([]);
+        } finally {
+            warn.mockRestore();
+        }
+    });
+
+    it("is a preview warning on an agent whose hub URL is http://", async () => {
+        const warn = vi.spyOn(pulumi.log, "warn");
+        try {
+            await runProgram({ hostLabel: "gpu-03", role: "agent", hub: JSON.stringify({ url: "http://10.0.0.5:3101", username: "gpu-03" }) }, { hubPassword: "explicit-password-gpu-03" });
+            const warnings = warn.mock.calls.map(([message]) => String(message));
+            expect(warnings).toEqual([expect.stringContaining("http://10.0.0.5:3101/loki/api/v1/push is plain HTTP: this agent's password and logs cross the lab network in the clear")]);
+            expect(warnings.join("\n")).not.toContain("explicit-password");
+        } finally {
+            warn.mockRestore();
+        }
     });
 });
 
