@@ -182,6 +182,12 @@ function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<
                 "Set pushProxy.tlsCertPath/tlsKeyPath or hubTlsCert/hubTlsKey (README, \"Several GPU boxes\").",
         );
     }
+    if (!["127.0.0.1", "::1"].includes(settings.loki.bindAddress)) {
+        pulumi.log.warn(
+            `lokiBindAddress is ${settings.loki.bindAddress}: Loki's own API, without authentication, is reachable beside the push endpoint. ` +
+                "Keep it on 127.0.0.1 unless an external Grafana must reach it.",
+        );
+    }
     return {
         ...outputs,
         ...common,

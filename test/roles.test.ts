@@ -189,7 +189,7 @@ describe("a hub", () => {
 });
 
 describe("plain HTTP between boxes", () => {
-    it("is a preview warning on a hub without a certificate, and none with one", async () => {
+    it("is a preview warning on a hub without a certificate, and none with one; so is a hub's Loki beyond loopback", async () => {
         const warn = vi.spyOn(pulumi.log, "warn");
         try {
             await runProgram({ hostLabel: "hub-box", role: "hub" });
@@ -198,6 +198,9 @@ describe("plain HTTP between boxes", () => {
             warn.mockClear();
             await runProgram({ hostLabel: "hub-box", role: "hub", pushProxy: JSON.stringify({ tlsCertPath: "/etc/ssl/hub.pem", tlsKeyPath: "/etc/ssl/hub.key" }) });
             expect(warn.mock.calls.map(([message]) => String(message)).filter((message) => message.includes("in the clear"))).toEqual([]);
+            warn.mockClear();
+            await runProgram({ hostLabel: "hub-box", role: "hub", lokiBindAddress: "0.0.0.0", pushProxy: JSON.stringify({ tlsCertPath: "/etc/ssl/hub.pem", tlsKeyPath: "/etc/ssl/hub.key" }) });
+            expect(warn.mock.calls.map(([message]) => String(message))).toEqual([expect.stringContaining("lokiBindAddress is 0.0.0.0: Loki's own API, without authentication, is reachable")]);
         } finally {
             warn.mockRestore();
         }
