@@ -174,8 +174,22 @@ function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<
             tls: role.pushProxy.tls,
             networkName: network.name,
         },
+        // Only ordering: nginx resolves Loki's name per request and would start without it.
         { dependsOn: [loki] },
     );
+    warnAboutOpenHub(role);
+    return {
+        ...outputs,
+        ...common,
+        [HUB_OUTPUTS.pushUrl]: pushUrlOf(role.pushProxy.externalUrl),
+        [HUB_OUTPUTS.agentCredentials]: proxy.agentCredentials,
+        [HUB_OUTPUTS.hostLabel]: settings.hostLabel,
+        expectedHosts: settings.expectedHosts,
+    };
+}
+
+/** Preview warnings for what a hub exposes beyond what agents need. */
+function warnAboutOpenHub(role: Extract<typeof settings.role, { kind: "hub" }>): void {
     if (!role.pushProxy.tls) {
         pulumi.log.warn(
             `The push endpoint for agents (${role.pushProxy.externalUrl}) has no TLS certificate: agent passwords and logs cross the lab network in the clear. ` +
@@ -188,14 +202,6 @@ function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<
                 "Keep it on 127.0.0.1 unless an external Grafana must reach it.",
         );
     }
-    return {
-        ...outputs,
-        ...common,
-        pushUrl: pushUrlOf(role.pushProxy.externalUrl),
-        agentCredentials: proxy.agentCredentials,
-        [HUB_OUTPUTS.hostLabel]: settings.hostLabel,
-        expectedHosts: settings.expectedHosts,
-    };
 }
 
 function agentStack(role: Extract<typeof settings.role, { kind: "agent" }>): Record<string, unknown> {
