@@ -54,6 +54,13 @@ export interface PromtailConfigArgs {
     readonly componentLabel: string;
     /** Zones for Gin timestamps; see GinTimeZones. */
     readonly ginTimeZones?: GinTimeZones;
+    /**
+     * Basic auth for a hub's push endpoint (role agent). The password is read from a file in
+     * the container, so this config holds no secret.
+     */
+    readonly basicAuth?: { readonly username: string; readonly passwordFile: string };
+    /** CA certificate file (in the container) that signed the hub's certificate. */
+    readonly caFile?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -72,6 +79,9 @@ export interface ClientConfig {
     readonly batchsize: number;
     readonly timeout: string;
     readonly backoff_config: { readonly min_period: string; readonly max_period: string; readonly max_retries: number };
+    /** Prometheus' HTTP client config, inlined in Promtail's client config. */
+    readonly basic_auth?: { readonly username: string; readonly password_file: string };
+    readonly tls_config?: { readonly ca_file: string };
 }
 
 export interface ScrapeConfig {
@@ -642,6 +652,8 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
                 // max_retries 0 retries until Loki answers (dskit backoff): a Loki restart or upgrade
                 // drops no line. Only 4xx answers other than 429 (a line Loki refuses) are not retried.
                 backoff_config: { min_period: "500ms", max_period: "5m", max_retries: 0 },
+                ...(args.basicAuth ? { basic_auth: { username: args.basicAuth.username, password_file: args.basicAuth.passwordFile } } : {}),
+                ...(args.caFile ? { tls_config: { ca_file: args.caFile } } : {}),
             },
         ],
         scrape_configs: scrapeConfigs,
@@ -697,6 +709,9 @@ function validateArgs(args: PromtailConfigArgs): void {
     }
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(args.hostLabel)) {
         problems.push(`hostLabel: "${args.hostLabel}" is not allowed; use a host name of letters, digits, ".", "_" and "-".`);
+    }
+    if (args.basicAuth && (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(args.basicAuth.username) || !args.basicAuth.passwordFile.startsWith("/"))) {
+        problems.push(`basicAuth: user "${args.basicAuth.username}" with file "${args.basicAuth.passwordFile}" is not allowed; use a host label and an absolute path.`);
     }
     if (!args.positionsFile.startsWith("/")) {
         problems.push(`positionsFile: "${args.positionsFile}" is not allowed; use an absolute path inside the Promtail container.`);
