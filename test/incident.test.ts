@@ -5,21 +5,13 @@
  * Only "DeepChat replies failing" may fire; "DeepChat high error rate" and "Ollama down" stay Normal.
  */
 import { describe, expect, it } from "vitest";
-import { ALERT_RULE_UIDS, buildAlertRules, type AlertRule, type AlertRuleOptions } from "../components/alertRules";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
-import { NOW, PROBE_UP, SOURCES, probeLines, ship, spread, type TimedLine } from "./support/chainLines";
+import { ALERT_RULE_UIDS, buildAlertRules, type AlertRule } from "../components/alertRules";
+import { NOW, PROBE_UP, SOURCES, probeLines, ruleOptions, ship, spread, type TimedLine } from "./support/chainLines";
 import { evaluateRule, type RuleEvaluation } from "./support/grafanaRuleEval";
 import type { LokiEntry } from "./support/logqlEval";
 import { ARGS } from "./support/pipelineHelpers";
 
-const OPTIONS: AlertRuleOptions = {
-    datasourceUid: "loki",
-    alerts: DEFAULT_ALERT_THRESHOLDS,
-    probeEnabled: true,
-    expectedHosts: [ARGS.hostLabel],
-    probeContainerName: "obs-ollama-probe",
-};
-const RULES = buildAlertRules(OPTIONS);
+const RULES = buildAlertRules(ruleOptions());
 const rule = (uid: string): AlertRule => {
     const found = RULES.find((candidate) => candidate.uid === uid);
     if (!found) throw new Error(`no rule ${uid}`);

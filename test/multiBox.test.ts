@@ -5,19 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { ALERT_RULE_UIDS, buildAlertRules, type AlertRule, type AlertRuleOptions } from "../components/alertRules";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
-import { NOW, PROBE_UP, SOURCES, probeLines, ship, spread } from "./support/chainLines";
+import { NOW, PROBE_UP, SOURCES, probeLines, ruleOptions, ship, spread } from "./support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "./support/grafanaRuleEval";
 import type { LokiEntry } from "./support/logqlEval";
 
 const BOXES = ["gpu-01", "gpu-02"] as const;
-const OPTIONS: AlertRuleOptions = {
-    datasourceUid: "loki",
-    alerts: DEFAULT_ALERT_THRESHOLDS,
-    probeEnabled: true,
-    expectedHosts: BOXES,
-    probeContainerName: "obs-ollama-probe",
-};
+const OPTIONS: AlertRuleOptions = ruleOptions(BOXES);
 const rule = (uid: string, options: AlertRuleOptions = OPTIONS): AlertRule => {
     const found = buildAlertRules(options).find((candidate) => candidate.uid === uid);
     if (!found) throw new Error(`no rule ${uid}`);

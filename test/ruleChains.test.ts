@@ -4,22 +4,14 @@
  * (test/support/grafanaRuleEval.ts) and we assert what on-call would see.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule, type AlertRuleOptions } from "../components/alertRules";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
-import { NOW, PROBE_DOWN, PROBE_UP, S, SOURCES, probeLines, ship, spread } from "./support/chainLines";
+import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule } from "../components/alertRules";
+import { NOW, PROBE_DOWN, PROBE_UP, S, SOURCES, probeLines, ruleOptions, ship, spread } from "./support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "./support/grafanaRuleEval";
 import type { LokiEntry } from "./support/logqlEval";
 import { ARGS } from "./support/pipelineHelpers";
 
-const ONE_BOX: AlertRuleOptions = {
-    datasourceUid: "loki",
-    alerts: DEFAULT_ALERT_THRESHOLDS,
-    probeEnabled: true,
-    expectedHosts: [ARGS.hostLabel],
-    probeContainerName: "obs-ollama-probe",
-};
-const [OLLAMA_DOWN, ERROR_RATE] = buildAlertRules(ONE_BOX);
-const [OLLAMA_DOWN_NO_PROBE] = buildAlertRules({ ...ONE_BOX, probeEnabled: false });
+const [OLLAMA_DOWN, ERROR_RATE] = buildAlertRules(ruleOptions());
+const [OLLAMA_DOWN_NO_PROBE] = buildAlertRules(ruleOptions(undefined, { probeEnabled: false }));
 /** This box's series, as every per-box rule reports it. */
 const BOX = { host: ARGS.hostLabel };
 

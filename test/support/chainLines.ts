@@ -2,7 +2,9 @@
  * Realistic log lines for the rule-chain tests, shipped through the rendered Promtail pipelines
  * (the simulator) at chosen times before NOW, as Loki would store them.
  */
+import type { AlertRuleOptions } from "../../components/alertRules";
 import { JOBS, type JobName } from "../../components/logSchema";
+import { DEFAULT_ALERT_THRESHOLDS } from "../../components/settings";
 import { fromSimEntries, type LokiEntry } from "./logqlEval";
 import { ARGS, realProbeLine, renderedConfig } from "./pipelineHelpers";
 import { JobSimulator, type RawLine } from "./promtailSimulator";
@@ -10,6 +12,11 @@ import { JobSimulator, type RawLine } from "./promtailSimulator";
 export const S = 1_000_000_000n;
 /** The evaluation time of the tests: 2023-11-14T22:13:20Z. */
 export const NOW = 1_700_000_000n * S;
+
+/** The rules as the stack builds them, with default thresholds, for the boxes named (default: the test box). */
+export function ruleOptions(expectedHosts: readonly string[] = [ARGS.hostLabel], overrides: Partial<AlertRuleOptions> = {}): AlertRuleOptions {
+    return { datasourceUid: "loki", alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true, expectedHosts, probeContainerName: "obs-ollama-probe", ...overrides };
+}
 
 /** A real probe line: the script run against a port nobody listens on (up 0). */
 export const PROBE_DOWN: RawLine = realProbeLine();
