@@ -2,6 +2,11 @@
  * deepchat-observability: Loki, Promtail and Grafana (plus an Ollama probe) on the local
  * Docker host, and the Grafana content that makes them useful. Wiring only: settings are
  * read and validated once, and every component gets what it needs as args.
+ *
+ * The stack's role decides which parts exist (README, "Several GPU boxes"):
+ *   standalone  collectors + storage and UI            (one box; the default)
+ *   hub         collectors + storage and UI + push endpoint for agents
+ *   agent       collectors only, pushing to the hub
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -10,10 +15,13 @@ import { COMPONENT_LABEL } from "./components/dockerDefaults";
 import { Grafana } from "./components/grafana";
 import { GrafanaContent } from "./components/grafanaContent";
 import { GpuProbe, logGpuProbeDecision } from "./components/gpuProbe";
+import { connectToHub, HUB_OUTPUTS, pushUrlOf } from "./components/hubConnection";
 import { JOBS } from "./components/logSchema";
 import { Loki } from "./components/loki";
+import { LOKI_HTTP_PORT } from "./components/lokiConfig";
 import { OllamaProbe } from "./components/ollamaProbe";
-import { Promtail } from "./components/promtail";
+import { Promtail, PromtailArgs } from "./components/promtail";
+import { PushProxy } from "./components/pushProxy";
 import { loadSettings } from "./components/settings";
 
 const settings = loadSettings();
@@ -24,45 +32,46 @@ const network = new docker.Network("network", {
     labels: [{ label: COMPONENT_LABEL, value: "network" }],
 });
 
-const loki = new Loki("loki", {
-    namePrefix: settings.namePrefix,
-    image: settings.images.loki,
-    volumeInitImage: settings.images.volumeInit,
-    limits: settings.loki,
-    port: settings.loki.port,
-    bindAddress: settings.loki.bindAddress,
-    networkName: network.name,
-    keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
-});
+/** Where the collectors push, and with which credentials. */
+type PushTarget = Pick<PromtailArgs, "lokiPushUrl" | "pushAuth">;
 
-const promtail = new Promtail(
-    "promtail",
-    {
-        namePrefix: settings.namePrefix,
-        image: settings.images.promtail,
-        lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push`,
-        hostLabel: settings.hostLabel,
-        logSources: settings.logSources,
-        networkName: network.name,
-        keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
-    },
-    // Only ordering: Promtail would retry pushes anyway, but starts with fewer errors.
-    { dependsOn: [loki] },
-);
+/**
+ * Promtail and the probes: this box's logs, labelled with its host label. Every role has them.
+ * Returns their containers, which the alert rules wait for.
+ */
+function collectors(target: PushTarget, dependsOn: pulumi.Resource[]): pulumi.Resource[] {
+    const promtail = new Promtail(
+        "promtail",
+        {
+            namePrefix: settings.namePrefix,
+            image: settings.images.promtail,
+            ...target,
+            hostLabel: settings.hostLabel,
+            logSources: settings.logSources,
+            networkName: network.name,
+            keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
+        },
+        // Only ordering: Promtail would retry pushes anyway, but starts with fewer errors.
+        { dependsOn },
+    );
 
-const ollamaProbe = settings.ollamaProbe.enabled
-    ? new OllamaProbe("ollama-probe", {
-          namePrefix: settings.namePrefix,
-          image: settings.images.probe,
-          probe: settings.ollamaProbe,
-          networkName: network.name,
-      })
-    : undefined;
-
-// `auto` was resolved at preview against this box's GPU and Container Toolkit (settings.ts).
-logGpuProbeDecision(settings.gpuProbe);
-if (settings.gpuProbe.enabled) {
-    new GpuProbe("gpu-probe", { namePrefix: settings.namePrefix, image: settings.images.gpuProbe, probe: settings.gpuProbe });
+    const running: pulumi.Resource[] = [promtail.container];
+    if (settings.ollamaProbe.enabled) {
+        const probe = new OllamaProbe("ollama-probe", {
+            namePrefix: settings.namePrefix,
+            image: settings.images.probe,
+            probe: settings.ollamaProbe,
+            networkName: network.name,
+        });
+        running.push(probe.container);
+    }
+    // `auto` was resolved at preview against this box's GPU and Container Toolkit (settings.ts).
+    logGpuProbeDecision(settings.gpuProbe);
+    if (settings.gpuProbe.enabled) {
+        const gpuProbe = new GpuProbe("gpu-probe", { namePrefix: settings.namePrefix, image: settings.images.gpuProbe, probe: settings.gpuProbe });
+        running.push(gpuProbe.container);
+    }
+    return running;
 }
 
 /** Where the Grafana content goes, and what must be healthy before the provider talks to it. */
@@ -77,7 +86,7 @@ interface GrafanaTarget {
 }
 
 /** Either a Grafana container of our own, or an existing Grafana the content is applied to. */
-function grafanaTarget(): GrafanaTarget {
+function grafanaTarget(loki: Loki): GrafanaTarget {
     const grafanaSettings = settings.grafana;
     if (grafanaSettings.kind === "external") {
         return { url: grafanaSettings.url, auth: grafanaSettings.auth, lokiUrl: grafanaSettings.lokiUrl, ready: [] };
@@ -106,35 +115,120 @@ function grafanaTarget(): GrafanaTarget {
     };
 }
 
-const grafana = grafanaTarget();
+/** Loki, where every box's lines are stored. */
+function storage(): Loki {
+    return new Loki("loki", {
+        namePrefix: settings.namePrefix,
+        image: settings.images.loki,
+        volumeInitImage: settings.images.volumeInit,
+        limits: settings.loki,
+        port: settings.loki.port,
+        bindAddress: settings.loki.bindAddress,
+        networkName: network.name,
+        keepVolumeOnDestroy: settings.keepVolumesOnDestroy,
+    });
+}
 
-const content = new GrafanaContent("content", {
-    grafanaUrl: grafana.url,
-    grafanaAuth: grafana.auth,
-    grafanaReady: grafana.ready,
-    // Loki healthy (past its warm-up), Promtail healthy, the probe running: only then do the
-    // rules start evaluating, so a fresh deploy does not page "Ollama down".
-    pipelineReady: [loki.container, promtail.container, ...(ollamaProbe ? [ollamaProbe.container] : [])],
-    lokiUrl: grafana.lokiUrl,
-    alerts: settings.alerts,
-    probeEnabled: settings.ollamaProbe.enabled,
-    expectedHosts: [settings.hostLabel],
-    probeContainerName: `${settings.namePrefix}-ollama-probe`,
-    defaultDatasource: grafana.container !== undefined,
-});
+/**
+ * Grafana and its content, with the outputs an operator and `npm run verify` read. The alert
+ * rules are created only once `pipeline` (Loki healthy past its ~30 s warm-up, Promtail healthy,
+ * the probes running) is up, so a fresh deploy does not page "Ollama down".
+ */
+function ui(loki: Loki, pipeline: pulumi.Resource[]): Record<string, unknown> {
+    const grafana = grafanaTarget(loki);
 
-const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;
+    const content = new GrafanaContent("content", {
+        grafanaUrl: grafana.url,
+        grafanaAuth: grafana.auth,
+        grafanaReady: grafana.ready,
+        pipelineReady: [loki.container, ...pipeline],
+        lokiUrl: grafana.lokiUrl,
+        alerts: settings.alerts,
+        probeEnabled: settings.ollamaProbe.enabled,
+        // Every box that ships here gets a series in every rule, so a silent one is seen.
+        expectedHosts: settings.expectedHosts,
+        probeContainerName: `${settings.namePrefix}-ollama-probe`,
+        defaultDatasource: grafana.container !== undefined,
+    });
 
-export const grafanaUrl = grafana.url;
-export const lokiUrl = `http://${lokiHost.includes(":") ? `[${lokiHost}]` : lokiHost}:${settings.loki.port}`;
-export const grafanaAdminUser = grafana.container?.adminUser;
-export const grafanaAdminPassword = grafana.container?.adminPassword;
-export const networkName = network.name;
-export const lokiDatasourceUid = content.datasourceUid;
-export const dashboardUids = content.dashboardUids;
-export const dashboardUrls = content.dashboardUrls;
-export const alertRuleTitles = content.alertRuleTitles;
-export const collectedLogPaths = {
-    [JOBS.deepchatWebui]: settings.logSources.deepchatLogPaths,
-    [JOBS.ollamaService]: settings.logSources.ollamaLogPaths,
+    const lokiHost = ["0.0.0.0", "::"].includes(settings.loki.bindAddress) ? "127.0.0.1" : settings.loki.bindAddress;
+    return {
+        grafanaUrl: grafana.url,
+        lokiUrl: `http://${lokiHost.includes(":") ? `[${lokiHost}]` : lokiHost}:${settings.loki.port}`,
+        grafanaAdminUser: grafana.container?.adminUser,
+        grafanaAdminPassword: grafana.container?.adminPassword,
+        lokiDatasourceUid: content.datasourceUid,
+        dashboardUids: content.dashboardUids,
+        dashboardUrls: content.dashboardUrls,
+        alertRuleTitles: content.alertRuleTitles,
+    };
+}
+
+/** Outputs of every role. */
+const common = {
+    networkName: network.name,
+    collectedLogPaths: {
+        [JOBS.deepchatWebui]: settings.logSources.deepchatLogPaths,
+        [JOBS.ollamaService]: settings.logSources.ollamaLogPaths,
+    },
 };
+
+function standaloneStack(): Record<string, unknown> {
+    const loki = storage();
+    const pipeline = collectors({ lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
+    return { ...ui(loki, pipeline), ...common };
+}
+
+function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<string, unknown> {
+    const loki = storage();
+    // The hub collects its own box as standalone does: it usually runs DeepChat too.
+    const pipeline = collectors({ lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
+    const outputs = ui(loki, pipeline);
+    const proxy = new PushProxy(
+        "push-proxy",
+        {
+            namePrefix: settings.namePrefix,
+            image: settings.images.pushProxy,
+            lokiHostPort: `${loki.containerName}:${LOKI_HTTP_PORT}`,
+            port: role.pushProxy.port,
+            bindAddress: role.pushProxy.bindAddress,
+            agents: role.agents,
+            tls: role.pushProxy.tls,
+            networkName: network.name,
+        },
+        // Only ordering: nginx resolves Loki's name per request and would start without it.
+        { dependsOn: [loki] },
+    );
+    return {
+        ...outputs,
+        ...common,
+        [HUB_OUTPUTS.pushUrl]: pushUrlOf(role.pushProxy.externalUrl),
+        [HUB_OUTPUTS.agentCredentials]: proxy.agentCredentials,
+        [HUB_OUTPUTS.hostLabel]: settings.hostLabel,
+        expectedHosts: settings.expectedHosts,
+    };
+}
+
+function agentStack(role: Extract<typeof settings.role, { kind: "agent" }>): Record<string, unknown> {
+    const hub = connectToHub(role.hub, settings.hostLabel);
+    hub.pushUrl.apply((url) => {
+        if (url.startsWith("http:")) pulumi.log.warn(`The hub's push URL ${url} is plain HTTP: this agent's password and logs cross the lab network in the clear.`);
+    });
+    collectors({ lokiPushUrl: hub.pushUrl, pushAuth: { username: hub.username, password: hub.password, caCertPath: hub.caCertPath } }, []);
+    return { ...common, hostLabel: settings.hostLabel, hubPushUrl: hub.pushUrl };
+}
+
+function stackFor(role: typeof settings.role): Record<string, unknown> {
+    switch (role.kind) {
+        case "hub":
+            return hubStack(role);
+        case "agent":
+            return agentStack(role);
+        case "standalone":
+            return standaloneStack();
+    }
+}
+
+/** The named stack outputs of this role; a standalone stack has exactly those it always had. */
+const stackOutputs: Record<string, unknown> = stackFor(settings.role);
+export = stackOutputs;

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 /** Docker label on every container this stack creates; its value names the component. */
 export const COMPONENT_LABEL = "deepchat.observability.component";
 
-export type StackComponent = "loki" | "loki-volume-init" | "promtail" | "grafana" | "ollama-probe" | "gpu-probe";
+export type StackComponent = "loki" | "loki-volume-init" | "promtail" | "grafana" | "ollama-probe" | "push-proxy" | "gpu-probe";
 
 /** A pinned image, kept on the host on destroy: other stacks on the box may share it. */
 export function pinnedImage(name: string, image: pulumi.Input<string>, parent: pulumi.Resource): docker.RemoteImage {

@@ -53,6 +53,8 @@ export interface GpuProbeArgs {
 }
 
 export class GpuProbe extends pulumi.ComponentResource {
+    /** The probe container (the stack's alert rules wait until it runs). */
+    public readonly container: docker.Container;
     /** The probe container's name on the Docker host. */
     public readonly containerName: pulumi.Output<string>;
 
@@ -88,13 +90,16 @@ export class GpuProbe extends pulumi.ComponentResource {
             containerOptions(this),
         );
 
+        this.container = container;
         this.containerName = container.name;
         this.registerOutputs({ containerName: this.containerName });
     }
 }
 
-/** Says at preview what happened to the GPU probe and why (above all when `auto` found no GPU). */
+/**
+ * Says at preview what happened to the GPU probe and why, above all when `auto` found no GPU.
+ * Info, not a warning: a box without a GPU is a normal box, and warnings are for risks.
+ */
 export function logGpuProbeDecision(probe: GpuProbeSettings): void {
-    if (probe.requested === "auto" && !probe.enabled) pulumi.log.warn(probe.decision);
-    else pulumi.log.info(probe.decision);
+    void pulumi.log.info(probe.decision);
 }

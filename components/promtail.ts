@@ -3,20 +3,30 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { COMPONENT_LABEL, containerOptions, dataVolume, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
 import { renderPromtailConfig } from "./promtailConfig";
+import { secretFilesEntrypoint } from "./secretFiles";
 import type { LogSources } from "./settings";
 
 export const PROMTAIL_CONFIG_PATH = "/etc/promtail/config.yml";
 export const PROMTAIL_POSITIONS_DIR = "/var/lib/promtail";
 export const PROMTAIL_HTTP_PORT = 9080;
 export const DOCKER_SOCKET = "/var/run/docker.sock";
+/** An agent's password for its hub, written at start from a secret variable; the config names only the path. */
+export const PROMTAIL_HUB_PASSWORD_PATH = "/etc/promtail/hub-password";
+/** The CA certificate of the hub's TLS certificate, mounted read-only from the agent's box. */
+export const PROMTAIL_HUB_CA_PATH = "/etc/promtail/hub-ca.pem";
 
 export interface PromtailArgs {
     /** Prefix of the container, volume and image resource names on the Docker host. */
     readonly namePrefix: string;
     /** Pinned Promtail image (3.6.11 is the last one ever published). */
     readonly image: pulumi.Input<string>;
-    /** Loki's push endpoint on the stack network, e.g. `http://obs-loki:3100/loki/api/v1/push`. */
-    readonly lokiPushUrl: string;
+    /**
+     * Loki's push endpoint: on the stack network (`http://obs-loki:3100/loki/api/v1/push`), or
+     * an agent's hub (`https://hub.lab.example:3101/loki/api/v1/push`).
+     */
+    readonly lokiPushUrl: pulumi.Input<string>;
+    /** Basic auth for a hub's push endpoint (role agent); the password is a secret. */
+    readonly pushAuth?: { readonly username: string; readonly password: pulumi.Output<string>; readonly caCertPath?: string };
     /** The `host` label on every line. */
     readonly hostLabel: string;
     /** Which host files and which containers to collect. */
@@ -40,19 +50,33 @@ export function hostLogDirectories(sources: LogSources): string[] {
 export class Promtail extends pulumi.ComponentResource {
     public readonly container: docker.Container;
     public readonly positionsVolume: docker.Volume;
-    /** The rendered config, as uploaded into the container. */
-    public readonly configYaml: string;
+    /** The rendered config, as uploaded into the container (no secret in it). */
+    public readonly configYaml: pulumi.Output<string>;
 
     constructor(name: string, args: PromtailArgs, opts?: pulumi.ComponentResourceOptions) {
         super("deepchat:observability:Promtail", name, {}, opts);
 
-        this.configYaml = renderPromtailConfig({
-            lokiPushUrl: args.lokiPushUrl,
-            hostLabel: args.hostLabel,
-            logSources: args.logSources,
-            positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
-            componentLabel: COMPONENT_LABEL,
-        });
+        const pushAuth = args.pushAuth;
+        this.configYaml = pulumi.output(args.lokiPushUrl).apply((lokiPushUrl) =>
+            renderPromtailConfig({
+                lokiPushUrl,
+                hostLabel: args.hostLabel,
+                logSources: args.logSources,
+                positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
+                componentLabel: COMPONENT_LABEL,
+                basicAuth: pushAuth ? { username: pushAuth.username, passwordFile: PROMTAIL_HUB_PASSWORD_PATH } : undefined,
+                caFile: pushAuth?.caCertPath ? PROMTAIL_HUB_CA_PATH : undefined,
+            }),
+        );
+        // An agent's password travels in `envs` and is written to its file at start
+        // (components/secretFiles.ts), so the uploaded config stays readable in a diff.
+        const hubPassword: Pick<docker.ContainerArgs, "entrypoints" | "envs"> = pushAuth
+            ? {
+                  // The image's own entrypoint is /usr/bin/promtail.
+                  entrypoints: secretFilesEntrypoint([{ path: PROMTAIL_HUB_PASSWORD_PATH, env: "HUB_PASSWORD", mode: "0400" }], ["/usr/bin/promtail"]),
+                  envs: pulumi.secret(pulumi.interpolate`HUB_PASSWORD=${pushAuth.password}`.apply((entry) => [entry])),
+              }
+            : {};
 
         const image = pinnedImage(`${name}-image`, args.image, this);
         // Positions survive a restart or a replacement, so lines are neither re-sent nor skipped.
@@ -77,6 +101,7 @@ export class Promtail extends pulumi.ComponentResource {
                 name: `${args.namePrefix}-promtail`,
                 image: image.imageId,
                 ...serviceContainerDefaults("promtail"),
+                ...hubPassword,
                 command: [`-config.file=${PROMTAIL_CONFIG_PATH}`],
                 uploads: [{ file: PROMTAIL_CONFIG_PATH, content: this.configYaml }],
                 mounts: [
@@ -88,6 +113,7 @@ export class Promtail extends pulumi.ComponentResource {
                     // Gin's access lines carry no zone; the file job reads them in the box's zone.
                     { type: "bind", source: "/etc/localtime", target: "/etc/localtime", readOnly: true },
                     { type: "volume", source: this.positionsVolume.name, target: PROMTAIL_POSITIONS_DIR },
+                    ...(pushAuth?.caCertPath ? [{ type: "bind", source: pushAuth.caCertPath, target: PROMTAIL_HUB_CA_PATH, readOnly: true }] : []),
                 ],
                 networksAdvanced: [{ name: args.networkName }],
                 // Promtail's /ready stays 503 "Unable to find any logs to tail" until a log file

@@ -10,6 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { detectGpu, type GpuDetection } from "./gpuDetection";
+import { expectedHosts, HOST_LABEL_PATTERN, HOST_LABEL_RULE, readRole, roleWarnings, type RoleSettings } from "./roleSettings";
 
 export const CONFIG_NAMESPACE = "deepchat-observability";
 
@@ -27,6 +28,8 @@ export const DEFAULT_IMAGES = {
     probe: "python:3.13.15-alpine3.24",
     // Used once, to give the Loki data volume to Loki's uid before Loki starts.
     volumeInit: "busybox:1.38.0",
+    // The hub's push endpoint for agents: nginx stable, Alpine-based.
+    pushProxy: "nginx:1.30.5-alpine",
     // The GPU probe runs nvidia-smi, which the NVIDIA Container Toolkit mounts from the host:
     // a glibc binary that does not run on Alpine (musl), so this one is Debian-based.
     gpuProbe: "python:3.13.15-slim-trixie",
@@ -193,6 +196,13 @@ export interface Settings {
      * point on an external Grafana whose SMTP we cannot see, ...).
      */
     readonly warnings: string[];
+    /** standalone (default), hub or agent, with the keys of that role (components/roleSettings.ts). */
+    readonly role: RoleSettings;
+    /**
+     * Host labels whose lines this stack's Loki should receive: its own, plus a hub's agents.
+     * The hub's list of expected boxes, for detecting a silent one.
+     */
+    readonly expectedHosts: string[];
     readonly gpuProbe: GpuProbeSettings;
 }
 
@@ -298,6 +308,14 @@ export const CONFIG_KEYS = [
     "wecomWebhookUrl",
     "smtp",
     "smtpPassword",
+    "role",
+    "pushProxyImage",
+    "agents",
+    "pushProxy",
+    "hubTlsCert",
+    "hubTlsKey",
+    "hub",
+    "hubPassword",
     "gpuProbeImage",
     "gpuProbe",
 ] as const;
@@ -312,7 +330,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
     const v = new Validator(raw, problems);
 
     const namePrefix = v.matching("namePrefix", "obs", /^[a-z][a-z0-9-]{0,29}$/, "lower-case letters, digits and '-', starting with a letter, at most 30 characters");
-    const hostLabel = v.matching("hostLabel", os.hostname(), /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a host name: letters, digits, '.', '_' and '-', at most 63 characters");
+    const hostLabel = v.matching("hostLabel", os.hostname(), HOST_LABEL_PATTERN, HOST_LABEL_RULE);
 
     const images: Record<ImageName, string> = {
         loki: v.image("lokiImage", DEFAULT_IMAGES.loki),
@@ -321,6 +339,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
         probe: v.image("probeImage", DEFAULT_IMAGES.probe),
         volumeInit: v.image("volumeInitImage", DEFAULT_IMAGES.volumeInit),
         gpuProbe: v.image("gpuProbeImage", DEFAULT_IMAGES.gpuProbe),
+        pushProxy: v.image("pushProxyImage", DEFAULT_IMAGES.pushProxy),
     };
 
     const lokiObject = v.object("loki", LOKI_KEYS);
@@ -420,6 +439,8 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
 
     const keepVolumesOnDestroy = v.boolean("keepVolumesOnDestroy", true);
 
+    const role = readRole(v, raw, hostLabel, problems, { lokiPort: loki.port, grafanaPort: grafana.kind === "container" ? grafana.port : undefined });
+    warnings.push(...roleWarnings(role, loki.bindAddress));
     const gpuProbe = readGpuProbe(v, facts.gpu, images.gpuProbe, problems);
     for (const [key, window, interval, on] of [
         ["alerts.gpuMemoryFor", alerts.gpuMemoryFor, gpuProbe.intervalSeconds, gpuProbe.enabled],
@@ -434,7 +455,21 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
     if (problems.length > 0) {
         throw new SettingsError(problems);
     }
-    return { namePrefix, hostLabel, images, loki, grafana, logSources, keepVolumesOnDestroy, ollamaProbe, alerts, gpuProbe, warnings };
+    return {
+        namePrefix,
+        hostLabel,
+        images,
+        loki,
+        grafana,
+        logSources,
+        keepVolumesOnDestroy,
+        ollamaProbe,
+        alerts,
+        gpuProbe,
+        role,
+        expectedHosts: expectedHosts(role, hostLabel),
+        warnings,
+    };
 }
 
 /** The GPU probe's settings, with `enabled` resolved against what detection found on this box. */
@@ -556,7 +591,7 @@ export function parseRetentionHours(text: string): number | undefined {
 }
 
 /** Collects problems instead of throwing, so every bad key is reported in one run. */
-class Validator {
+export class Validator {
     constructor(
         private readonly raw: RawConfig,
         private readonly problems: string[],
@@ -774,7 +809,7 @@ class Validator {
 
 const EMAIL = /^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/;
 
-function isIpAddress(text: string): boolean {
+export function isIpAddress(text: string): boolean {
     const ipv4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
     if (ipv4.test(text)) return true;
     // URL's parser accepts exactly the valid IPv6 literals.

@@ -47,11 +47,29 @@ interface RegisterResourceRequest {
 }
 type RegisterResource = (request: RegisterResourceRequest, callback: (error: unknown, response?: { getUrn(): string }) => void) => void;
 
+/** A stack a StackReference reads: its outputs, and which of them are secrets. */
+export interface FakeStack {
+    readonly outputs: Record<string, unknown>;
+    readonly secretOutputNames?: string[];
+}
+
 /** Values some providers compute on create, so outputs that depend on them resolve. */
-function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+function computedState(type: string, name: string, inputs: Record<string, unknown>, stacks: Record<string, FakeStack>): Record<string, unknown> {
     switch (type) {
         case "random:index/randomPassword:RandomPassword":
-            return { result: pulumi.secret(`generated-${name}-Xy9!`.padEnd(Number(inputs.length ?? 24), "x")) };
+            return {
+                result: pulumi.secret(`generated-${name}-Xy9!`.padEnd(Number(inputs.length ?? 24), "x")),
+                // The shape of the provider's bcrypt hash ($2a$, cost 10), not a real hash.
+                bcryptHash: pulumi.secret(`$2a$10$${Buffer.from(name).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(53, "A").slice(0, 53)}`),
+            };
+        case "pulumi:pulumi:StackReference": {
+            // As the engine does: the referenced stack's outputs, secrets still secret.
+            const stack = stacks[String(inputs.name)];
+            if (!stack) throw new Error(`no fake stack "${String(inputs.name)}" for StackReference ${name}`);
+            const secretNames = stack.secretOutputNames ?? [];
+            const outputs = Object.fromEntries(Object.entries(stack.outputs).map(([key, value]) => [key, secretNames.includes(key) ? pulumi.secret(value) : value]));
+            return { outputs, secretOutputNames: secretNames };
+        }
         case "docker:index/remoteImage:RemoteImage":
             return { imageId: `sha256:${"0".repeat(64)}`, repoDigest: `${String(inputs.name)}@sha256:${"1".repeat(64)}` };
         case "docker:index/network:Network":
@@ -128,6 +146,7 @@ export async function runWithMocks(
     config: Record<string, string>,
     secrets: Record<string, string>,
     body: () => Promise<Record<string, unknown>>,
+    stacks: Record<string, FakeStack> = {},
 ): Promise<ProgramRun> {
     const resources: Array<Omit<RecordedResource, "options">> = [];
     const options = new Map<string, RecordedOptions>();
@@ -145,7 +164,7 @@ export async function runWithMocks(
                 const secretPaths: string[] = [];
                 const inputs = unwrapSecrets(args.inputs, "", secretPaths) as Record<string, unknown>;
                 resources.push({ type: args.type, name: args.name, inputs, secretPaths, provider: args.provider ?? "" });
-                return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
+                return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs, stacks) } };
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 return args.inputs;
@@ -197,10 +216,20 @@ export async function runWithMocks(
     return new ProgramRun(recorded, outputs, secretOutputs);
 }
 
-/** Runs index.ts, freshly imported, with the given stack config. */
-export function runProgram(config: Record<string, string> = {}, secrets: Record<string, string> = {}): Promise<ProgramRun> {
-    return runWithMocks(config, secrets, async () => {
-        vi.resetModules();
-        return (await import("../index")) as Record<string, unknown>;
-    });
+/**
+ * Runs index.ts, freshly imported, with the given stack config. `stacks` are the stacks its
+ * StackReferences read (an agent's hub), by name.
+ */
+export function runProgram(config: Record<string, string> = {}, secrets: Record<string, string> = {}, stacks: Record<string, FakeStack> = {}): Promise<ProgramRun> {
+    return runWithMocks(
+        config,
+        secrets,
+        async () => {
+            vi.resetModules();
+            // index.ts sets its outputs with `export =`, which an ES import sees as `default`.
+            const program = (await import("../index")) as { default?: Record<string, unknown> };
+            return program.default ?? (program as Record<string, unknown>);
+        },
+        stacks,
+    );
 }

@@ -4,56 +4,20 @@
  * (test/support/grafanaRuleEval.ts) and we assert what on-call would see.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule, type AlertRuleOptions } from "../components/alertRules";
-import { JOBS } from "../components/logSchema";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
+import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule } from "../components/alertRules";
+import { NOW, PROBE_DOWN, PROBE_UP, S, SOURCES, probeLines, ruleOptions, ship, spread } from "./support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "./support/grafanaRuleEval";
-import { fromSimEntries, type LokiEntry } from "./support/logqlEval";
-import { ARGS, realProbeLine, renderedConfig } from "./support/pipelineHelpers";
-import { JobSimulator, type RawLine } from "./support/promtailSimulator";
+import type { LokiEntry } from "./support/logqlEval";
+import { ARGS } from "./support/pipelineHelpers";
 
-const S = 1_000_000_000n;
-const NOW = 1_700_000_000n * S;
-const ONE_BOX: AlertRuleOptions = {
-    datasourceUid: "loki",
-    alerts: DEFAULT_ALERT_THRESHOLDS,
-    probeEnabled: true,
-    expectedHosts: [ARGS.hostLabel],
-    probeContainerName: "obs-ollama-probe",
-};
-const [OLLAMA_DOWN, ERROR_RATE] = buildAlertRules(ONE_BOX);
-const [OLLAMA_DOWN_NO_PROBE] = buildAlertRules({ ...ONE_BOX, probeEnabled: false });
+const [OLLAMA_DOWN, ERROR_RATE] = buildAlertRules(ruleOptions());
+const [OLLAMA_DOWN_NO_PROBE] = buildAlertRules(ruleOptions(undefined, { probeEnabled: false }));
 /** This box's series, as every per-box rule reports it. */
 const BOX = { host: ARGS.hostLabel };
 
-const PROBE_DOWN = realProbeLine();
-/** The same real line as Ollama answering: only the values a healthy call changes. */
-const PROBE_UP: RawLine = {
-    text: JSON.stringify({ ...(JSON.parse(PROBE_DOWN.text) as Record<string, unknown>), up: 1, version: "0.5.7", error: "" }),
-    validUtf8: true,
-};
-
-/** Probe lines through the probe job, one every `everySeconds` in [fromSecondsAgo, toSecondsAgo] before NOW. */
-function probeLines(line: RawLine, fromSecondsAgo: number, toSecondsAgo: number, host = ARGS.hostLabel, everySeconds = 30): LokiEntry[] {
-    const job = new JobSimulator(renderedConfig({ ...ARGS, hostLabel: host }), JOBS.ollamaProbe);
-    const out: LokiEntry[] = [];
-    for (let ago = fromSecondsAgo; ago >= toSecondsAgo; ago -= everySeconds) {
-        const entries = job.runContainer({ id: "p", name: "obs-ollama-probe", labels: { [ARGS.componentLabel]: "ollama-probe" } }, [{ ...line, stream: "stdout" }], NOW - BigInt(ago) * S);
-        if (!entries) throw new Error("the probe container was not collected");
-        out.push(...fromSimEntries(entries));
-    }
-    return out;
-}
-
-/** DeepChat log-file lines, each read `secondsAgo` before NOW (uvicorn access lines carry no time). */
+/** DeepChat log-file lines, spread over the last `spreadSeconds` (uvicorn access lines carry no time). */
 function deepchatLines(text: string, count: number, spreadSeconds: number): LokiEntry[] {
-    const job = new JobSimulator(renderedConfig(), JOBS.deepchatWebui);
-    const out: LokiEntry[] = [];
-    for (let index = 0; index < count; index++) {
-        const ago = Math.floor(((index + 0.5) * spreadSeconds) / count);
-        out.push(...fromSimEntries(job.runFile("/var/log/deepchat/uvicorn.log", [{ text, validUtf8: true }], NOW - BigInt(ago) * S)));
-    }
-    return out;
+    return ship(SOURCES.deepchatFile, spread(text, count, spreadSeconds));
 }
 
 // Real uvicorn access lines (test/fixtures/deepchat/uvicorn.log).
@@ -139,8 +103,7 @@ describe('"DeepChat high error rate"', () => {
 
     it("does not count Ollama's own 5xx from a shared container ([GIN] lines)", () => {
         const gin = '[GIN] 2025/02/10 - 11:20:40 | 500 |  2m0s |       127.0.0.1 | POST     "/api/chat"';
-        const job = new JobSimulator(renderedConfig(), JOBS.deepchatContainer);
-        const shared = fromSimEntries(job.runContainer({ id: "c", name: "deepchat", labels: {} }, Array.from({ length: 20 }, () => ({ text: gin, validUtf8: true, stream: "stdout" as const })), NOW - 60n * S) ?? []);
+        const shared = ship(SOURCES.deepchatContainer, Array.from({ length: 20 }, () => ({ text: gin, secondsAgo: 60 })));
         expect(shared.length).toBe(20);
         expect(shared.every((entry) => entry.labels.status_class === "5xx")).toBe(true);
         expect(evaluateRule(ERROR_RATE, shared, NOW).stages.A).toEqual([{ labels: BOX, value: 0 }]);

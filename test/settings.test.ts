@@ -3,39 +3,16 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { problemsOf, rawConfig } from "./support/rawConfig";
 import {
     CONFIG_KEYS,
     DEFAULT_IMAGES,
     parseImageReference,
     parseRetentionHours,
     parseSettings,
-    RawConfig,
     Settings,
     SettingsError,
 } from "../components/settings";
-
-/** Raw config as Pulumi hands it over: strings, objects as JSON text. */
-function rawConfig(values: Record<string, unknown> = {}, secrets: Record<string, string> = {}): RawConfig {
-    const all: Record<string, unknown> = { hostLabel: "lab-box", ...values, ...secrets };
-    return {
-        get: (key) => {
-            const value = all[key];
-            if (value === undefined) return undefined;
-            return typeof value === "string" ? value : JSON.stringify(value);
-        },
-        getSecret: (key) => (key in secrets ? pulumi.secret(secrets[key]) : undefined),
-    };
-}
-
-function problemsOf(values: Record<string, unknown>, secrets: Record<string, string> = {}): string[] {
-    try {
-        parseSettings(rawConfig(values, secrets));
-    } catch (error) {
-        if (error instanceof SettingsError) return error.problems;
-        throw error;
-    }
-    return [];
-}
 
 function withoutOutputs(settings: Settings): unknown {
     return JSON.parse(JSON.stringify(settings, (_key, value) => (pulumi.Output.isInstance(value) ? "<output>" : value)));

@@ -14,7 +14,7 @@ import { chooseBackend, choosePassphrase, OperatorError } from "../scripts/autom
 import { main } from "../scripts/verify";
 import { canaryFileName, canaryQuery, chooseCanaryFile, fileGlobToRegExp, anyJobCanaryQuery } from "../scripts/verify/canary";
 import { runVerification, type CheckResult, type VerifyBudgets, type VerifyOptions } from "../scripts/verify/checks";
-import { formatOutputsMasked, parseStackOutputs, StackNotDeployedError, StackOutputsError } from "../scripts/verify/stackOutputs";
+import { AgentStackError, formatOutputsMasked, parseStackOutputs, StackNotDeployedError, StackOutputsError } from "../scripts/verify/stackOutputs";
 import { FakeObservabilityApi, NOT_READY_BODY, type FakeScenario } from "./support/fakeObservabilityApi";
 import { checkLogql } from "./support/logqlLabels";
 
@@ -359,6 +359,12 @@ describe("stack outputs", () => {
         const code = await main(["--outputs-file", outputsFile], { write: (line) => lines.push(line), env: {}, color: false });
         expect(code).toBe(2);
         expect(lines.join("\n")).toMatch(/^✗ Cannot verify: outputs file .* has no outputs: the stack is not deployed/);
+    });
+
+    it("an agent's outputs: says to verify on the hub instead", () => {
+        const agentOutputs = { networkName: "obs-net", collectedLogPaths: {}, hostLabel: "gpu-01", hubPushUrl: "https://hub:3101/loki/api/v1/push" };
+        expect(() => parseStackOutputs(agentOutputs, 'stack "gpu-01"')).toThrow(AgentStackError);
+        expect(() => parseStackOutputs(agentOutputs, 'stack "gpu-01"')).toThrow(/stack "gpu-01" is an agent stack: .*\(https:\/\/hub:3101\/loki\/api\/v1\/push\)\. Run `npm run verify` against the hub stack/);
     });
 
     it("outputs of the wrong shape: every problem named at once, secrets not echoed", () => {

@@ -49,11 +49,23 @@ export class StackOutputsError extends Error {
  * Validates outputs as `pulumi stack output --json --show-secrets` prints them
  * (name → plain value). `where` names the source in messages.
  */
+/** An agent's outputs (role agent): it has no Loki or Grafana of its own to check. */
+export class AgentStackError extends StackOutputsError {
+    constructor(where: string, hubPushUrl: string) {
+        super(where, [`an agent stack, pushing to ${hubPushUrl}`]);
+        this.message =
+            `${where} is an agent stack: it runs no Loki or Grafana of its own, and its lines arrive at its hub (${hubPushUrl}). ` +
+            "Run `npm run verify` against the hub stack, on the hub box.";
+        this.name = "AgentStackError";
+    }
+}
+
 export function parseStackOutputs(raw: unknown, where: string): StackOutputs {
     if (!isRecord(raw)) {
         throw new StackOutputsError(where, [`expected a JSON object of outputs, got ${describe(raw)}`]);
     }
     if (Object.keys(raw).length === 0) throw new StackNotDeployedError(where);
+    if (typeof raw.hubPushUrl === "string" && raw.lokiUrl === undefined) throw new AgentStackError(where, raw.hubPushUrl);
 
     const problems: string[] = [];
     const httpUrl = (key: string): string => {

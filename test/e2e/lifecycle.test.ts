@@ -9,7 +9,6 @@
  * temp directory, a unique namePrefix (obs-e2e-xxxx), free ports, log directories of its own,
  * keepVolumesOnDestroy=false. Without a Docker engine or a Pulumi CLI it skips, saying why.
  */
-import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -20,34 +19,12 @@ import { freePort } from "../support/freePort";
 import { JOBS } from "../../components/logSchema";
 import { CONFIG_NAMESPACE } from "../../components/settings";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
+import { dockerNames, lifecycleSkipReason, manualCleanup } from "./labBox";
 import { runVerification } from "../../scripts/verify/checks";
 import { formatResultLine } from "../../scripts/verify/reporter";
 import { parseStackOutputs, plainOutputValues } from "../../scripts/verify/stackOutputs";
 
 const STACK_NAME = "e2e";
-
-/** Why this box cannot run the lifecycle, or undefined when it can. Synchronous: decides at collection. */
-function lifecycleSkipReason(): string | undefined {
-    const docker = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 20_000 });
-    if (docker.error) return `no Docker CLI (${docker.error.message})`;
-    if (docker.status !== 0) return `no Docker engine: \`docker info\` failed: ${lastLine(docker.stderr) || `exit ${docker.status}`}`;
-    if (pulumiBinary() === undefined) {
-        return `no Pulumi CLI on PATH or in ${homeCliRoot()} (install it, or run \`npm run deploy\` once, which installs it there)`;
-    }
-    return undefined;
-}
-
-function pulumiBinary(): string | undefined {
-    for (const candidate of ["pulumi", path.join(homeCliRoot(), "bin", "pulumi")]) {
-        const result = spawnSync(candidate, ["version"], { encoding: "utf8", timeout: 20_000, env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } });
-        if (!result.error && result.status === 0) return candidate;
-    }
-    return undefined;
-}
-
-function lastLine(text: string | null): string {
-    return (text ?? "").trim().split("\n").pop()?.trim() ?? "";
-}
 
 const skipReason = lifecycleSkipReason();
 if (skipReason !== undefined) {
@@ -102,8 +79,7 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
             } catch (error) {
                 print(
                     `[test:e2e] cleanup destroy failed: ${error instanceof Error ? error.message : String(error)}\n` +
-                        `  State kept in ${temp}/state. By hand: docker rm -f $(docker ps -aq --filter name=^${prefix}-); ` +
-                        `docker network rm ${prefix}-net; docker volume rm $(docker volume ls -q --filter name=^${prefix}-)\n`,
+                        `  State kept in ${temp}/state. By hand: ${manualCleanup(prefix)}\n`,
                 );
             }
         }
@@ -171,16 +147,3 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
         return stack;
     }
 });
-
-/** Names of Docker objects whose name starts with `${prefix}-`, through the Docker CLI. */
-function dockerNames(kind: "containers" | "networks" | "volumes", prefix: string): string[] {
-    const args = {
-        containers: ["ps", "-a", "--filter", `name=${prefix}-`, "--format", "{{.Names}}"],
-        networks: ["network", "ls", "--filter", `name=${prefix}-`, "--format", "{{.Name}}"],
-        volumes: ["volume", "ls", "--filter", `name=${prefix}-`, "--format", "{{.Name}}"],
-    }[kind];
-    const result = spawnSync("docker", args, { encoding: "utf8", timeout: 30_000 });
-    if (result.error || result.status !== 0) throw new Error(`docker ${args.join(" ")} failed: ${result.error?.message ?? result.stderr}`);
-    // The name filter matches substrings; keep exact prefix matches only.
-    return result.stdout.split("\n").map((line) => line.trim()).filter((name) => name.startsWith(`${prefix}-`)).sort();
-}
