@@ -4,7 +4,6 @@
  * recorded outputs (test/fixtures/nvidia-smi/README.md names where each came from), fails
  * with an exit status, or hangs. /proc is a fixture directory. Nothing here needs a GPU.
  */
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GPU_PROBE_FIELDS, GPU_PROBE_KINDS } from "../components/logSchema";
 import { GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH, renderGpuProbeCommand, renderGpuProbeEnvs } from "../components/gpuProbe";
 import { FIXTURES_DIR } from "./support/fixtures";
-import { compileLikeLocal, runScript, type RunResult } from "./support/runScript";
+import { compileLikeLocal, runLoopUntil, runScript, type RunResult } from "./support/runScript";
 
 const LOCAL_SCRIPT = path.join(__dirname, "..", "components", "probe", "gpu_probe.py");
 const SMI = path.join(FIXTURES_DIR, "nvidia-smi");
@@ -281,21 +280,9 @@ describe("gpu_probe.py", () => {
         const env = envOf({ gpu: "driver-failure.txt", gpuExit: 9 });
         env.GPU_PROBE_INTERVAL_SECONDS = "0.2";
         const [executable, argv] = localCommand([]);
-        const child = spawn(executable, argv, { env });
-        const readings: Reading[] = [];
-        let buffer = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-            buffer += chunk.toString("utf8");
-            const parts = buffer.split("\n");
-            buffer = parts.pop() ?? "";
-            for (const part of parts) readings.push(JSON.parse(part) as Reading);
-        });
-        const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-        const deadline = Date.now() + 10_000;
-        while (readings.length < 6 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-        expect(child.exitCode).toBeNull(); // still running after failures
-        child.kill("SIGTERM");
-        expect(await exited).toBe(0);
+        const { lines: readings, wasRunning, exitCode } = await runLoopUntil<Reading>(executable, argv, env, 6);
+        expect(wasRunning).toBe(true); // still running after failures
+        expect(exitCode).toBe(0);
         // Each reading is flushed whole: a host line and the reason, again and again.
         expect(readings.slice(0, 6).map((reading) => reading.kind)).toEqual(["host", "error", "host", "error", "host", "error"]);
     });

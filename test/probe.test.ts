@@ -2,7 +2,6 @@
  * The real probe script, run with python3 exactly as the container runs it (its command and
  * environment come from the component), against an in-process Ollama stand-in on 127.0.0.1.
  */
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import type { AddressInfo } from "net";
@@ -12,7 +11,7 @@ import { PROBE_FIELDS } from "../components/logSchema";
 import { PROBE_SCRIPT, PROBE_SCRIPT_PATH, renderProbeCommand, renderProbeEnvs } from "../components/ollamaProbe";
 import type { OllamaProbeSettings } from "../components/settings";
 import { fixtureBytes } from "./support/fixtures";
-import { compileLikeLocal, runScript, type RunResult } from "./support/runScript";
+import { compileLikeLocal, runLoopUntil, runScript, type RunResult } from "./support/runScript";
 
 const LOCAL_SCRIPT = path.join(__dirname, "..", "components", "probe", "ollama_probe.py");
 
@@ -211,21 +210,9 @@ describe("ollama_probe.py", () => {
             else response.writeHead(200).end(request.url === "/api/version" ? "{\"version\":\"0.5.7\"}" : "{\"models\":[]}");
         };
         const [executable, argv] = localCommand([]);
-        const child = spawn(executable, argv, { env: envOf(settings(ollama.url), { PROBE_INTERVAL_SECONDS: "0.2" }) });
-        const lines: ProbeLine[] = [];
-        let buffer = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-            buffer += chunk.toString("utf8");
-            const parts = buffer.split("\n");
-            buffer = parts.pop() ?? "";
-            for (const part of parts) lines.push(JSON.parse(part) as ProbeLine);
-        });
-        const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-        const deadline = Date.now() + 10_000;
-        while (lines.length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-        expect(child.exitCode).toBeNull(); // still running after failures
-        child.kill("SIGTERM");
-        expect(await exited).toBe(0);
+        const { lines, wasRunning, exitCode } = await runLoopUntil<ProbeLine>(executable, argv, envOf(settings(ollama.url), { PROBE_INTERVAL_SECONDS: "0.2" }), 4);
+        expect(wasRunning).toBe(true); // still running after failures
+        expect(exitCode).toBe(0);
         expect(lines.length).toBeGreaterThanOrEqual(4);
         expect(lines.slice(0, 4).map((line) => line.up)).toEqual([0, 1, 0, 1]);
     });

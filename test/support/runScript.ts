@@ -44,3 +44,34 @@ export function compileLikeLocal(uploaded: string, localPath: string): Promise<{
     child.stdin.end(uploaded);
     return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
 }
+
+export interface LoopRun<T> {
+    /** The JSON lines printed until the stop. */
+    readonly lines: T[];
+    /** Whether the script was still running when `count` lines had arrived (or the wait ran out). */
+    readonly wasRunning: boolean;
+    /** Its exit code after SIGTERM. */
+    readonly exitCode: number | null;
+}
+
+/**
+ * Starts a looping probe, waits (at most 10 s) until it printed `count` JSON lines, stops it
+ * with SIGTERM as Docker does, and returns what it printed and how it ended.
+ */
+export async function runLoopUntil<T>(executable: string, argv: string[], env: NodeJS.ProcessEnv, count: number): Promise<LoopRun<T>> {
+    const child = spawn(executable, argv, { env });
+    const lines: T[] = [];
+    let buffer = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("utf8");
+        const parts = buffer.split("\n");
+        buffer = parts.pop() ?? "";
+        for (const part of parts) lines.push(JSON.parse(part) as T);
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const deadline = Date.now() + 10_000;
+    while (lines.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const wasRunning = child.exitCode === null;
+    child.kill("SIGTERM");
+    return { lines, wasRunning, exitCode: await exited };
+}
