@@ -9,5 +9,7 @@ export default defineConfig({
         // The program detects a GPU at preview (components/gpuDetection.ts); tests state the fact
         // instead, so they never depend on the machine they run on. Tests that need a GPU set "present".
         env: { DEEPCHAT_OBS_GPU: "absent" },
+        // ... and the preview's info line about that stated fact, printed by every program run, is not shown.
+        onConsoleLog: (log) => !log.includes("GPU probe not deployed (gpuProbe.enabled is auto): DEEPCHAT_OBS_GPU=absent"),
     },
 });

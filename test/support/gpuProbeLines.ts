@@ -16,8 +16,21 @@ import { JobSimulator, type RawLine } from "./promtailSimulator";
 const SMI = path.join(FIXTURES_DIR, "nvidia-smi");
 const SCRIPT = path.join(__dirname, "..", "..", "components", "probe", "gpu_probe.py");
 
-/** The lines one reading prints for the GPU and process fixtures named (files in test/fixtures/nvidia-smi). */
+const readings = new Map<string, RawLine[]>();
+
+/**
+ * The lines one reading prints for the GPU and process fixtures named (files in
+ * test/fixtures/nvidia-smi). Each pair runs the script once per test file: the output of a
+ * reading depends only on its fixtures.
+ */
 export function gpuProbeReading(gpuFixture: string, appsFixture: string): RawLine[] {
+    const key = `${gpuFixture}\n${appsFixture}`;
+    const cached = readings.get(key) ?? readOnce(gpuFixture, appsFixture);
+    readings.set(key, cached);
+    return cached.map((line) => ({ ...line }));
+}
+
+function readOnce(gpuFixture: string, appsFixture: string): RawLine[] {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpu-probe-"));
     try {
         const stub = `#!/bin/sh\ncase "$1" in --query-gpu=*) cat "${path.join(SMI, gpuFixture)}";; *) cat "${path.join(SMI, appsFixture)}";; esac\n`;
