@@ -123,7 +123,7 @@ export function threshold(refId: string, input: string, evaluator: "gt" | "lt", 
 }
 
 /** Annotations that link a notification to the overview panel showing the same signal. */
-function panelLink(panelId: number): Record<string, string> {
+export function panelLink(panelId: number): Record<string, string> {
     return { __dashboardUid__: DASHBOARD_UIDS.overview, __panelId__: String(panelId) };
 }
 

@@ -1,6 +1,6 @@
 /**
- * The GPU alert rules of the "DeepChat" group, appended after the rules of alertRules.ts
- * (components/grafanaContent.ts). Both are per host (multi-box ready), both stay quiet without their readings:
+ * The GPU alert rules of the "DeepChat" group, after the rules of alertRules.ts
+ * (components/ruleGroup.ts). Both are per host (multi-box ready), both stay quiet without their readings:
  *
  * - "GPU memory nearly full", per (host, gpu), from the GPU probe: A the share of memory in
  *   use (the overview's GPU memory panel reads the same lines), B last, C above the threshold,
@@ -10,8 +10,8 @@
  *   models in GPU memory, B last, C strictly between 0 and 1 for `modelOffGpuFor`.
  */
 import { DEFAULT_GPU_ALERT_THRESHOLDS, durationSeconds, type AlertSettings } from "./settings";
-import { expressionStage, lokiInstantQuery, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
-import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
+import { expressionStage, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
+import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { GPU_LOOKBACK, gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
 
 export const GPU_ALERT_RULE_TITLES = {
@@ -29,10 +29,6 @@ export type GpuAlertThresholds = Pick<AlertSettings, "gpuMemoryPercent" | "gpuMe
 /** Threshold on `input` that fires when it lies strictly between `low` and `high`. */
 function withinRange(refId: string, input: string, low: number, high: number): AlertQuery {
     return expressionStage(refId, { type: "threshold", expression: input, conditions: [{ evaluator: { type: "within_range", params: [low, high] } }] });
-}
-
-function panelLink(panelId: number): Record<string, string> {
-    return { __dashboardUid__: DASHBOARD_UIDS.overview, __panelId__: String(panelId) };
 }
 
 /**

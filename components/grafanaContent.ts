@@ -8,8 +8,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as grafana from "@pulumiverse/grafana";
-import { buildAlertRules, RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME, ROUTING_LABEL } from "./alertRules";
-import { buildGpuAlertRules } from "./gpuAlertRules";
+import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME, ROUTING_LABEL } from "./alertRules";
+import { buildRuleGroupRules } from "./ruleGroup";
 import type { AlertSettings } from "./settings";
 import { allDashboardJson, type DashboardKey } from "../dashboards";
 import { DASHBOARD_UIDS, FOLDER_TITLE, FOLDER_UID, LOKI_DATASOURCE_NAME, LOKI_DATASOURCE_UID } from "../dashboards/ids";
@@ -124,17 +124,13 @@ export class GrafanaContent extends pulumi.ComponentResource {
         this.dashboardUids = { overview: storedUid(dashboards.overview), troubleshooting: storedUid(dashboards.troubleshooting) };
         this.dashboardUrls = { overview: dashboards.overview.url, troubleshooting: dashboards.troubleshooting.url };
 
-        const rules = [
-            ...buildAlertRules({
-                datasourceUid: LOKI_DATASOURCE_UID,
-                alerts: args.alerts,
-                probeEnabled: args.probeEnabled,
-                expectedHosts: args.expectedHosts,
-                probeContainerName: args.probeContainerName,
-            }),
-            // Same group, after the others, so their order (and history) stays as it was.
-            ...buildGpuAlertRules(LOKI_DATASOURCE_UID, args.alerts),
-        ];
+        const rules = buildRuleGroupRules({
+            datasourceUid: LOKI_DATASOURCE_UID,
+            alerts: args.alerts,
+            probeEnabled: args.probeEnabled,
+            expectedHosts: args.expectedHosts,
+            probeContainerName: args.probeContainerName,
+        });
         this.alertRuleTitles = rules.map((rule) => rule.name);
         new grafana.alerting.RuleGroup(
             `${name}-rules`,

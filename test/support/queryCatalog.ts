@@ -1,7 +1,7 @@
 /** Every LogQL expression the dashboards and alert rules carry, named by panel or rule (for tests that run them all). */
-import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../../components/alertRules";
-import { buildGpuAlertRules } from "../../components/gpuAlertRules";
-import { DEFAULT_ALERT_THRESHOLDS } from "../../components/settings";
+import { EXPRESSION_DATASOURCE_UID } from "../../components/alertRules";
+import { buildRuleGroupRules } from "../../components/ruleGroup";
+import { DEFAULT_ALERT_THRESHOLDS, DEFAULT_GPU_ALERT_THRESHOLDS } from "../../components/settings";
 import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../dashboards";
 import { LOKI_DATASOURCE_UID } from "../../dashboards/ids";
 
@@ -34,16 +34,13 @@ export function dashboardExpressions(): NamedExpression[] {
 
 export function ruleExpressions(): NamedExpression[] {
     return VARIANTS.flatMap((variant) =>
-        [
-            ...buildAlertRules({
-                datasourceUid: LOKI_DATASOURCE_UID,
-                alerts: variant.alerts,
-                probeEnabled: variant.probeEnabled,
-                expectedHosts: variant.expectedHosts,
-                probeContainerName: "obs-ollama-probe",
-            }),
-            ...buildGpuAlertRules(LOKI_DATASOURCE_UID),
-        ].flatMap((rule) =>
+        buildRuleGroupRules({
+            datasourceUid: LOKI_DATASOURCE_UID,
+            alerts: { ...DEFAULT_GPU_ALERT_THRESHOLDS, ...variant.alerts },
+            probeEnabled: variant.probeEnabled,
+            expectedHosts: variant.expectedHosts,
+            probeContainerName: "obs-ollama-probe",
+        }).flatMap((rule) =>
             rule.datas
                 .filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID)
                 .map((data) => ({ where: `${variant.name}: rule "${rule.name}" ${data.refId}`, expr: (JSON.parse(data.model) as { expr: string }).expr })),

@@ -1,0 +1,16 @@
+/**
+ * The rules of the "DeepChat" rule group, in their fixed order: the service rules
+ * (alertRules.ts: Ollama down, DeepChat high error rate, DeepChat replies failing), then the
+ * GPU rules (gpuAlertRules.ts). Appending keeps the earlier rules where they were, so their
+ * order (and Grafana's history of them) does not move when rules are added.
+ */
+import { buildAlertRules, type AlertRule, type AlertRuleOptions } from "./alertRules";
+import { buildGpuAlertRules, type GpuAlertThresholds } from "./gpuAlertRules";
+
+export interface RuleGroupOptions extends AlertRuleOptions {
+    readonly alerts: AlertRuleOptions["alerts"] & GpuAlertThresholds;
+}
+
+export function buildRuleGroupRules(options: RuleGroupOptions): AlertRule[] {
+    return [...buildAlertRules(options), ...buildGpuAlertRules(options.datasourceUid, options.alerts)];
+}
