@@ -18,6 +18,12 @@ import { AgentStackError, formatOutputsMasked, parseStackOutputs, StackNotDeploy
 import { FakeObservabilityApi, NOT_READY_BODY, type FakeScenario } from "./support/fakeObservabilityApi";
 import { checkLogql } from "./support/logqlLabels";
 
+/**
+ * How far past its budget a poll may end on a loaded CI box: timers fire late while other test
+ * files run Python and nginx beside this one. Seen: over 500 ms. Still far from unbounded.
+ */
+const SCHEDULING_SLACK_MS = 1_500;
+
 const FAST: VerifyBudgets = {
     requestTimeoutMs: 300,
     lokiReadyBudgetMs: 1_500,
@@ -245,7 +251,7 @@ describe("verify reports what is wrong", () => {
         expect(ready.status).toBe("fail");
         expect(ready.detail).toMatch(/^not ready after \d+\.\d+s \(\d+ attempts\); last: HTTP 503 "Ingester not ready/);
         expect(ready.detail).toContain("docker logs obs-loki");
-        expect(ready.durationMs).toBeLessThan(FAST.lokiReadyBudgetMs + 500);
+        expect(ready.durationMs).toBeLessThan(FAST.lokiReadyBudgetMs + SCHEDULING_SLACK_MS);
         expect(ready.durationMs).toBeGreaterThanOrEqual(FAST.lokiReadyBudgetMs - FAST.lokiReadyIntervalMs - 100);
         expect(byId(run, "loki-canary")).toMatchObject({ status: "skip" });
         expect(byId(run, "file-canary").detail).toMatch(/Loki is not ready/);
@@ -259,7 +265,7 @@ describe("verify reports what is wrong", () => {
         const ready = byId(run, "loki-ready");
         expect(ready.status).toBe("fail");
         expect(ready.detail).toMatch(/last: no answer from 127\.0\.0\.1:\d+ within 0\.\d+s/);
-        expect(ready.durationMs).toBeLessThan(FAST.lokiReadyBudgetMs + 500);
+        expect(ready.durationMs).toBeLessThan(FAST.lokiReadyBudgetMs + SCHEDULING_SLACK_MS);
     });
 
     it("a Grafana that never answers: fails after one request timeout and skips the rest of Grafana", async () => {
