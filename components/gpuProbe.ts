@@ -9,6 +9,7 @@ import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { containerOptions, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
+import { PROBE_LOOP_UPLOAD } from "./probeLoop";
 import { GPU_PROBE_COMPONENT } from "./promtailConfig";
 import type { GpuProbeSettings } from "./settings";
 
@@ -74,7 +75,7 @@ export class GpuProbe extends pulumi.ComponentResource {
                 ...serviceContainerDefaults(GPU_PROBE_COMPONENT),
                 command: renderGpuProbeCommand(),
                 envs: renderGpuProbeEnvs(args.probe),
-                uploads: [{ file: GPU_PROBE_SCRIPT_PATH, content: GPU_PROBE_SCRIPT, permissions: "0444" }],
+                uploads: [{ file: GPU_PROBE_SCRIPT_PATH, content: GPU_PROBE_SCRIPT, permissions: "0444" }, { ...PROBE_LOOP_UPLOAD }],
                 // Docker's device request (`--gpus all`): the NVIDIA Container Toolkit mounts the devices,
                 // nvidia-smi and NVML into the container.
                 gpus: "all",

@@ -8,6 +8,7 @@ import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { containerOptions, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
+import { PROBE_LOOP_UPLOAD } from "./probeLoop";
 import { PROBE_COMPONENT } from "./promtailConfig";
 import type { OllamaProbeSettings } from "./settings";
 
@@ -67,7 +68,7 @@ export class OllamaProbe extends pulumi.ComponentResource {
                 command: renderProbeCommand(),
                 envs: renderProbeEnvs(args.probe),
                 // The script is part of this program, not a file on the host.
-                uploads: [{ file: PROBE_SCRIPT_PATH, content: PROBE_SCRIPT, permissions: "0444" }],
+                uploads: [{ file: PROBE_SCRIPT_PATH, content: PROBE_SCRIPT, permissions: "0444" }, { ...PROBE_LOOP_UPLOAD }],
                 // Ollama listens on the host's 127.0.0.1 by default, which only the host network reaches.
                 ...(onHostNetwork ? { networkMode: "host" } : { networksAdvanced: [{ name: args.networkName }] }),
                 // An HTTP client needs no privileges: nobody, no capabilities, a little memory.

@@ -1,9 +1,11 @@
 /** GpuProbe's resource graph and the program's GPU decision, against Pulumi's mock monitor (test/mocks.ts). */
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
 import { GpuProbe, GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH, logGpuProbeDecision } from "../components/gpuProbe";
+import { PROBE_LOOP_UPLOAD } from "../components/probeLoop";
 import { DEFAULT_IMAGES, type GpuProbeSettings } from "../components/settings";
 import { runProgram, runWithMocks, type ProgramRun } from "./mocks";
 
@@ -36,7 +38,9 @@ describe("GpuProbe", () => {
         expect(container.options.parent).toBe(component.options.urn);
         expect(container.options.deleteBeforeReplace).toBe(true);
         expect(container.inputs).toMatchObject({ name: "obs-gpu-probe", command: ["python3", "-u", GPU_PROBE_SCRIPT_PATH], mustRun: true });
-        expect(container.inputs.uploads).toEqual([{ file: GPU_PROBE_SCRIPT_PATH, content: GPU_PROBE_SCRIPT, permissions: "0444" }]);
+        // The script and the loop it imports, side by side (Python looks in the script's directory first).
+        expect(container.inputs.uploads).toEqual([{ file: GPU_PROBE_SCRIPT_PATH, content: GPU_PROBE_SCRIPT, permissions: "0444" }, { ...PROBE_LOOP_UPLOAD }]);
+        expect(path.posix.dirname(PROBE_LOOP_UPLOAD.file)).toBe(path.posix.dirname(GPU_PROBE_SCRIPT_PATH));
         expect(stack.outputs.containerName).toBe("obs-gpu-probe");
     });
 

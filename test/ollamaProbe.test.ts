@@ -1,8 +1,10 @@
 /** OllamaProbe's resource graph, against Pulumi's mock monitor (test/mocks.ts). */
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { OllamaProbe, PROBE_SCRIPT, PROBE_SCRIPT_PATH } from "../components/ollamaProbe";
+import { PROBE_LOOP_UPLOAD } from "../components/probeLoop";
 import { DEFAULT_IMAGES, type OllamaProbeSettings } from "../components/settings";
 import { runWithMocks, type ProgramRun } from "./mocks";
 
@@ -48,7 +50,9 @@ describe("OllamaProbe", () => {
         const stack = await deploy({ ...DEFAULT_PROBE, url: "http://127.0.0.1:11500", intervalSeconds: 30, timeoutSeconds: 3 });
         const inputs = stack.one("docker:index/container:Container", "container").inputs;
         expect(inputs.command).toEqual(["python3", "-u", PROBE_SCRIPT_PATH]);
-        expect(inputs.uploads).toEqual([{ file: PROBE_SCRIPT_PATH, content: PROBE_SCRIPT, permissions: "0444" }]);
+        // The script and the loop it imports, side by side (Python looks in the script's directory first).
+        expect(inputs.uploads).toEqual([{ file: PROBE_SCRIPT_PATH, content: PROBE_SCRIPT, permissions: "0444" }, { ...PROBE_LOOP_UPLOAD }]);
+        expect(path.posix.dirname(PROBE_LOOP_UPLOAD.file)).toBe(path.posix.dirname(PROBE_SCRIPT_PATH));
         expect(PROBE_SCRIPT).toContain("def probe_once(");
         expect(inputs.envs).toEqual(["OLLAMA_URL=http://127.0.0.1:11500", "PROBE_INTERVAL_SECONDS=30", "PROBE_TIMEOUT_SECONDS=3"]);
         expect(inputs.volumes).toBeUndefined(); // no host files

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { pollUntil, sleep } from "../scripts/verify/poll";
 import { freePort } from "./support/freePort";
 import { JOBS, STREAM_LABELS } from "../components/logSchema";
 import { chooseBackend, choosePassphrase, OperatorError } from "../scripts/automation";
@@ -498,5 +499,28 @@ describe("deploy plumbing (scripts/automation.ts)", () => {
         const again = choosePassphrase({ ...base, stackExists: true, mayGenerate: true, env: { XDG_CONFIG_HOME: configHome } });
         expect(again).toEqual({ env: { PULUMI_CONFIG_PASSPHRASE_FILE: file }, description: `passphrase file ${file}` });
         expect(logged).toEqual([]);
+    });
+});
+
+describe("pollUntil", () => {
+    it("gives every attempt at least one interval, and ends with the last real cause, not a starved timeout", async () => {
+        const given: number[] = [];
+        const result = await pollUntil(
+            async (remainingMs) => {
+                given.push(remainingMs);
+                // Each attempt takes a while, as a slow Loki answer would.
+                await sleep(30);
+                return { kind: "retry", reason: 'HTTP 503 "Ingester not ready"' };
+            },
+            // Attempts start at about 0, 80, 160, 240 and 320 ms; after the last, 70 ms are left: more
+            // than an interval, but after the sleep only about 20, too little for a real attempt.
+            { budgetMs: 420, intervalMs: 50 },
+        );
+        expect(result.ok).toBe(false);
+        if (result.ok) return;
+        expect(result.reason).toBe('HTTP 503 "Ingester not ready"');
+        expect(given.length).toBeGreaterThan(2);
+        for (const remaining of given) expect(remaining).toBeGreaterThanOrEqual(50);
+        expect(result.elapsedMs).toBeLessThan(420 + SCHEDULING_SLACK_MS);
     });
 });

@@ -31,7 +31,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+
+import probe_loop  # uploaded beside this script (components/probe/probe_loop.py)
 
 MAX_ERROR_CHARS = 500
 MIB = 1024 * 1024
@@ -328,16 +329,6 @@ def emit(lines):
     sys.stdout.flush()
 
 
-def positive_number(name, text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = -1.0
-    if not value > 0:
-        raise SystemExit("gpu_probe: %s must be a positive number of seconds, got %r" % (name, text))
-    return value
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Read nvidia-smi and /proc; flat JSON lines per GPU, process and host.")
     parser.add_argument("--interval", default=os.environ.get("GPU_PROBE_INTERVAL_SECONDS", "15"))
@@ -345,40 +336,15 @@ def parse_args(argv):
     parser.add_argument("--proc", default=os.environ.get("GPU_PROBE_PROC_ROOT", "/proc"))
     parser.add_argument("--once", action="store_true", help="read once and exit")
     args = parser.parse_args(argv)
-    args.interval = positive_number("GPU_PROBE_INTERVAL_SECONDS", args.interval)
-    args.timeout = positive_number("GPU_PROBE_TIMEOUT_SECONDS", args.timeout)
+    args.interval = probe_loop.positive_number("gpu_probe", "GPU_PROBE_INTERVAL_SECONDS", args.interval)
+    args.timeout = probe_loop.positive_number("gpu_probe", "GPU_PROBE_TIMEOUT_SECONDS", args.timeout)
     return args
-
-
-def stop(signum, _frame):
-    # As PID 1 in its container, Python would ignore SIGTERM without a handler.
-    raise SystemExit(0)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, stop)
-    if args.once:
-        emit(read_once(args.timeout, args.proc))
-        return 0
-    next_run = time.monotonic()
-    while True:
-        try:
-            emit(read_once(args.timeout, args.proc))
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException:  # e.g. a closed stdout: keep reading, the next write may work
-            pass
-        next_run += args.interval
-        delay = next_run - time.monotonic()
-        if delay < 0:  # a slow reading: start the schedule again from now
-            next_run = time.monotonic()
-            delay = 0
-        time.sleep(delay)
+    return probe_loop.run(lambda: emit(read_once(args.timeout, args.proc)), args.interval, args.once)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    probe_loop.exit_with(main)

@@ -21,12 +21,13 @@ import datetime
 import json
 import os
 import re
-import signal
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
+
+import probe_loop  # uploaded beside this script (components/probe/probe_loop.py)
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 MAX_ERROR_CHARS = 500
@@ -197,16 +198,6 @@ def emit(result):
     sys.stdout.flush()
 
 
-def positive_number(name, text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = -1.0
-    if not value > 0:
-        raise SystemExit("ollama_probe: %s must be a positive number of seconds, got %r" % (name, text))
-    return value
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Probe Ollama's /api/version and /api/ps; one JSON line per probe.")
     parser.add_argument("--url", default=os.environ.get("OLLAMA_URL", DEFAULT_URL))
@@ -217,40 +208,15 @@ def parse_args(argv):
     if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", args.url):
         raise SystemExit("ollama_probe: OLLAMA_URL must be an http(s) base URL such as %s, got %r" % (DEFAULT_URL, args.url))
     args.url = args.url.rstrip("/")
-    args.interval = positive_number("PROBE_INTERVAL_SECONDS", args.interval)
-    args.timeout = positive_number("PROBE_TIMEOUT_SECONDS", args.timeout)
+    args.interval = probe_loop.positive_number("ollama_probe", "PROBE_INTERVAL_SECONDS", args.interval)
+    args.timeout = probe_loop.positive_number("ollama_probe", "PROBE_TIMEOUT_SECONDS", args.timeout)
     return args
-
-
-def stop(signum, _frame):
-    # As PID 1 in its container, Python would ignore SIGTERM without a handler.
-    raise SystemExit(0)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, stop)
-    if args.once:
-        emit(probe_once(args.url, args.timeout))
-        return 0
-    next_run = time.monotonic()
-    while True:
-        try:
-            emit(probe_once(args.url, args.timeout))
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException:  # e.g. a closed stdout: keep probing, the next write may work
-            pass
-        next_run += args.interval
-        delay = next_run - time.monotonic()
-        if delay < 0:  # a slow probe: start the schedule again from now
-            next_run = time.monotonic()
-            delay = 0
-        time.sleep(delay)
+    return probe_loop.run(lambda: emit(probe_once(args.url, args.timeout)), args.interval, args.once)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    probe_loop.exit_with(main)

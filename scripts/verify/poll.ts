@@ -21,8 +21,8 @@ export type PollResult<T> =
 
 /**
  * Calls `attempt` until it is done, fatal, or the budget is spent. `attempt` receives the time
- * left so it can cap its own request timeout: the whole poll never overruns the budget by more
- * than one timer tick.
+ * left (at least one interval) so it can cap its own request timeout: the whole poll never
+ * overruns the budget by more than one timer tick.
  */
 export async function pollUntil<T>(attempt: (remainingMs: number) => Promise<Attempt<T>>, options: PollOptions): Promise<PollResult<T>> {
     const started = Date.now();
@@ -40,6 +40,12 @@ export async function pollUntil<T>(attempt: (remainingMs: number) => Promise<Att
         }
         options.onRetry?.(outcome.reason, left);
         await sleep(options.intervalMs);
+        // A late timer (a busy box) can leave almost nothing of the budget: an attempt then would
+        // only time out at once and report "no answer", hiding the real cause of the last one.
+        const afterSleep = Date.now() - started;
+        if (options.budgetMs - afterSleep < options.intervalMs) {
+            return { ok: false, reason: outcome.reason, fatal: false, elapsedMs: afterSleep, attempts };
+        }
     }
 }
 
