@@ -11,6 +11,7 @@ import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { cpuLoadPanel, gpuMemoryByHolderPanel, gpuMemoryPanel, gpuRow, gpuTemperaturePanel, gpuUtilizationPanel, hostMemoryPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS as IDS } from "./ids";
 import {
+    countBars,
     lastValue,
     lokiDatasource,
     lokiQuery,
@@ -231,7 +232,7 @@ export function errorRatePanel(options: DashboardOptions): timeseries.PanelBuild
 /** Failed replies per minute by kind, beside the error rate: a reply can fail with HTTP 200. */
 export function failedRepliesPanel(options: DashboardOptions): timeseries.PanelBuilder {
     const { ollamaRequestTimeout } = options.alerts;
-    return new timeseries.PanelBuilder()
+    return countBars()
         .id(IDS.failedReplies)
         .title("Failed replies")
         .description(
@@ -242,10 +243,6 @@ export function failedRepliesPanel(options: DashboardOptions): timeseries.PanelB
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, failedRepliesPerMinute(ollamaRequestTimeout), { refId: "A", legend: "{{kind}}" }))
-        .drawStyle(common.GraphDrawStyle.Bars)
-        .fillOpacity(60)
-        .unit("short")
-        .min(0)
         .links([troubleshootingLink()])
         .height(8)
         .span(6);
@@ -295,17 +292,13 @@ export function modelMemoryPanel(options: DashboardOptions): timeseries.PanelBui
 }
 
 export function ollamaBusyPanel(options: DashboardOptions): timeseries.PanelBuilder {
-    return new timeseries.PanelBuilder()
+    return countBars()
         .id(IDS.ollamaBusy)
         .title("Ollama saturation: HTTP 503 (server busy)")
         .description("Ollama answers 503 when its request queue is full (OLLAMA_MAX_QUEUE); DeepChat then logs \"server busy\".")
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, ollamaBusyResponses(), { refId: "A", legend: "Ollama HTTP 503" }))
         .withTarget(lokiQuery(options.datasourceUid, serverBusyMentions(), { refId: "B", legend: 'DeepChat "server busy"' }))
-        .drawStyle(common.GraphDrawStyle.Bars)
-        .fillOpacity(60)
-        .unit("short")
-        .min(0)
         .links([troubleshootingLink()])
         .height(8)
         .span(8);

@@ -6,6 +6,7 @@
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as loki from "@grafana/grafana-foundation-sdk/loki";
+import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import type { AlertThresholds } from "../components/settings";
 import { HOST_VARIABLE, forPickedHosts } from "./queries";
 
@@ -133,4 +134,9 @@ export function seriesToRowsTransformations(): dashboard.DataTransformerConfig[]
 /** Stats show the most recent value. */
 export function lastValue(): common.ReduceDataOptionsBuilder {
     return new common.ReduceDataOptionsBuilder().calcs(["lastNotNull"]).values(false);
+}
+
+/** Counts per step drawn as bars (failures, 503s, timeouts): whole numbers from 0, no smoothing. */
+export function countBars(): timeseries.PanelBuilder {
+    return new timeseries.PanelBuilder().drawStyle(common.GraphDrawStyle.Bars).fillOpacity(60).unit("short").min(0);
 }

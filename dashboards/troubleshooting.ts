@@ -11,7 +11,7 @@ import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { gpuHoldersPanel, gpuHoldersRow, gpuProbeErrorsPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
-import { dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { countBars, dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
@@ -56,7 +56,7 @@ export function streamingRow(): dashboard.RowBuilder {
 }
 
 export function streamingFailuresPanel(options: DashboardOptions): timeseries.PanelBuilder {
-    return new timeseries.PanelBuilder()
+    return countBars()
         .id(IDS.streamingFailures)
         .title("Streaming failures")
         .description(
@@ -65,10 +65,6 @@ export function streamingFailuresPanel(options: DashboardOptions): timeseries.Pa
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, deepchatReplyFailures(AUTO_RANGE), { refId: "A", legend: "{{host}}" }))
-        .drawStyle(common.GraphDrawStyle.Bars)
-        .fillOpacity(60)
-        .unit("short")
-        .min(0)
         .links([overviewLink()])
         .height(9)
         .span(8);
@@ -92,7 +88,7 @@ export function timeoutsRow(): dashboard.RowBuilder {
 }
 
 export function timeoutsPanel(options: DashboardOptions): timeseries.PanelBuilder {
-    return new timeseries.PanelBuilder()
+    return countBars()
         .id(IDS.timeouts)
         .title("Timeouts and slow Ollama requests")
         .description(
@@ -107,10 +103,6 @@ export function timeoutsPanel(options: DashboardOptions): timeseries.PanelBuilde
             }),
         )
         .withTarget(lokiQuery(options.datasourceUid, timeoutsPerJob(), { refId: "B", legend: "timeout lines {{job}}" }))
-        .drawStyle(common.GraphDrawStyle.Bars)
-        .fillOpacity(60)
-        .unit("short")
-        .min(0)
         .links([overviewLink()])
         .height(9)
         .span(8);
