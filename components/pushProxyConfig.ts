@@ -56,7 +56,9 @@ export function renderPushProxyConfig(args: PushProxyConfigArgs): string {
     return [
         "# Push endpoint for agents, rendered by deepchat-observability (components/pushProxyConfig.ts).",
         `# Only POST ${LOKI_PUSH_PATH} with basic auth reaches Loki; everything else is refused.`,
-        "worker_processes 1;",
+        // Checking a bcrypt password ($2a$10$) takes ~50 ms of CPU and blocks its worker; one
+        // worker per core keeps one box's pushes from queueing behind another's.
+        "worker_processes auto;",
         `pid ${run}/nginx.pid;`,
         "error_log stderr warn;",
         "events {",
