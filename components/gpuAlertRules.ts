@@ -9,7 +9,7 @@
  * - "Model not fully on the GPU", per host, from the Ollama probe: A the share of the loaded
  *   models in GPU memory, B last, C strictly between 0 and 1 for `modelOffGpuFor`.
  */
-import { DEFAULT_GPU_ALERT_THRESHOLDS, durationSeconds, type AlertSettings } from "./settings";
+import { DEFAULT_ALERT_THRESHOLDS, durationSeconds, type AlertThresholds } from "./settings";
 import { expressionStage, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { GPU_LOOKBACK, gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
@@ -24,7 +24,7 @@ export const GPU_ALERT_RULE_UIDS = {
     modelOffGpu: "deepchat-model-not-fully-on-gpu",
 } as const;
 
-export type GpuAlertThresholds = Pick<AlertSettings, "gpuMemoryPercent" | "gpuMemoryFor" | "modelOffGpuFor">;
+export type GpuAlertThresholds = Pick<AlertThresholds, "gpuMemoryPercent" | "gpuMemoryFor" | "modelOffGpuFor">;
 
 /** Threshold on `input` that fires when it lies strictly between `low` and `high`. */
 function withinRange(refId: string, input: string, low: number, high: number): AlertQuery {
@@ -112,6 +112,6 @@ export function modelOffGpuRule(datasourceUid: string, thresholds: GpuAlertThres
 }
 
 /** The GPU rules, in a fixed order. */
-export function buildGpuAlertRules(datasourceUid: string, thresholds: GpuAlertThresholds = DEFAULT_GPU_ALERT_THRESHOLDS): AlertRule[] {
+export function buildGpuAlertRules(datasourceUid: string, thresholds: GpuAlertThresholds = DEFAULT_ALERT_THRESHOLDS): AlertRule[] {
     return [gpuMemoryRule(datasourceUid, thresholds), modelOffGpuRule(datasourceUid, thresholds)];
 }

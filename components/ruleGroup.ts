@@ -5,12 +5,8 @@
  * order (and Grafana's history of them) does not move when rules are added.
  */
 import { buildAlertRules, type AlertRule, type AlertRuleOptions } from "./alertRules";
-import { buildGpuAlertRules, type GpuAlertThresholds } from "./gpuAlertRules";
+import { buildGpuAlertRules } from "./gpuAlertRules";
 
-export interface RuleGroupOptions extends AlertRuleOptions {
-    readonly alerts: AlertRuleOptions["alerts"] & GpuAlertThresholds;
-}
-
-export function buildRuleGroupRules(options: RuleGroupOptions): AlertRule[] {
+export function buildRuleGroupRules(options: AlertRuleOptions): AlertRule[] {
     return [...buildAlertRules(options), ...buildGpuAlertRules(options.datasourceUid, options.alerts)];
 }

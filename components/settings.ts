@@ -126,7 +126,15 @@ export interface AlertSettings {
 /** The thresholds and windows that the rules evaluate and the dashboards show beside them. */
 export type AlertThresholds = Pick<
     AlertSettings,
-    "errorRateThreshold" | "errorRateWindow" | "ollamaDownFor" | "replyFailureThreshold" | "replyFailureWindow" | "ollamaRequestTimeout"
+    | "errorRateThreshold"
+    | "errorRateWindow"
+    | "ollamaDownFor"
+    | "replyFailureThreshold"
+    | "replyFailureWindow"
+    | "ollamaRequestTimeout"
+    | "gpuMemoryPercent"
+    | "gpuMemoryFor"
+    | "modelOffGpuFor"
 >;
 
 /** Defaults of the alert thresholds; every field can be overridden under the `alerts` key. */
@@ -138,10 +146,7 @@ export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = {
     replyFailureWindow: "5m",
     // DeepChat's client gives up on Ollama after 120 s; a generation that long never reached the user.
     ollamaRequestTimeout: "120s",
-};
-
-/** Defaults of the GPU alert settings (components/gpuAlertRules.ts), also under the `alerts` key. */
-export const DEFAULT_GPU_ALERT_THRESHOLDS: Pick<AlertSettings, "gpuMemoryPercent" | "gpuMemoryFor" | "modelOffGpuFor"> = {
+    // The GPU rules (components/gpuAlertRules.ts).
     gpuMemoryPercent: 95,
     gpuMemoryFor: "5m",
     modelOffGpuFor: "5m",
@@ -404,9 +409,9 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
         ollamaRequestTimeout: v.shortDuration("alerts.ollamaRequestTimeout", alertObject.ollamaRequestTimeout, alertDefaults.ollamaRequestTimeout),
         emailAddresses: v.emails("alerts.emailAddresses", alertObject.emailAddresses),
         wecomWebhookUrl: raw.getSecret("wecomWebhookUrl"),
-        gpuMemoryPercent: v.numberIn("alerts.gpuMemoryPercent", alertObject.gpuMemoryPercent, DEFAULT_GPU_ALERT_THRESHOLDS.gpuMemoryPercent, 1, 100),
-        gpuMemoryFor: v.shortDuration("alerts.gpuMemoryFor", alertObject.gpuMemoryFor, DEFAULT_GPU_ALERT_THRESHOLDS.gpuMemoryFor),
-        modelOffGpuFor: v.shortDuration("alerts.modelOffGpuFor", alertObject.modelOffGpuFor, DEFAULT_GPU_ALERT_THRESHOLDS.modelOffGpuFor),
+        gpuMemoryPercent: v.numberIn("alerts.gpuMemoryPercent", alertObject.gpuMemoryPercent, alertDefaults.gpuMemoryPercent, 1, 100),
+        gpuMemoryFor: v.shortDuration("alerts.gpuMemoryFor", alertObject.gpuMemoryFor, alertDefaults.gpuMemoryFor),
+        modelOffGpuFor: v.shortDuration("alerts.modelOffGpuFor", alertObject.modelOffGpuFor, alertDefaults.modelOffGpuFor),
     };
     const wecomPlain = raw.get("wecomWebhookUrl");
     if (wecomPlain !== undefined && !/^https?:\/\/\S+$/.test(wecomPlain)) {

@@ -14,8 +14,6 @@ import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from ".
 import { lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import { GPU_LOOKBACK, NO_GPU_PROBE, gpuHolders, gpuMemoryByHolder, gpuProbeErrorLines, perGpu, perHost } from "./gpuQueries";
 
-/** Default of alerts.gpuMemoryPercent, for dashboards built without it. */
-export const DEFAULT_GPU_MEMORY_PERCENT = 95;
 
 const GPU_PROBE_NOTE = ` From the GPU probe (job gpu-probe); "${NO_GPU_PROBE}" means no GPU readings: the probe is off or the box has no NVIDIA GPU.`;
 
@@ -47,7 +45,7 @@ export function gpuRow(): dashboard.RowBuilder {
 
 /** Used against total per GPU; the threshold line is where "GPU memory nearly full" fires. */
 export function gpuMemoryPanel(options: DashboardOptions): timeseries.PanelBuilder {
-    const percent = options.gpuMemoryPercent ?? DEFAULT_GPU_MEMORY_PERCENT;
+    const percent = options.alerts.gpuMemoryPercent;
     return gpuTimeseries(
         options,
         OVERVIEW_PANEL_IDS.gpuMemory,

@@ -18,8 +18,6 @@ export interface DashboardOptions {
     readonly alerts: AlertThresholds;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
-    /** "GPU memory nearly full" threshold in percent, named in the GPU memory panel's description (default 95). */
-    readonly gpuMemoryPercent?: number;
 }
 
 export function lokiDatasource(uid: string): common.DataSourceRef {

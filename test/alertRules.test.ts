@@ -33,7 +33,7 @@ const DEFAULTS: AlertRuleOptions = {
 };
 const CUSTOM: AlertRuleOptions = {
     datasourceUid: LOKI_DATASOURCE_UID,
-    alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "3m", replyFailureThreshold: 6, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
+    alerts: { ...DEFAULT_ALERT_THRESHOLDS, errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "3m", replyFailureThreshold: 6, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
     probeEnabled: true,
     expectedHosts: ["gpu-01", "gpu-02"],
     probeContainerName: "lab-ollama-probe",

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../components/alertRules";
 import { GPU_ALERT_RULE_TITLES } from "../components/gpuAlertRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../components/grafanaContent";
-import { DEFAULT_ALERT_THRESHOLDS, DEFAULT_GPU_ALERT_THRESHOLDS, type AlertSettings } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS, type AlertSettings } from "../components/settings";
 import { allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { runWithMocks, type ProgramRun, type RecordedResource } from "./mocks";
@@ -24,7 +24,7 @@ const COMPONENT = "deepchat:observability:GrafanaContent";
 const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
 
 function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
-    return { ...DEFAULT_ALERT_THRESHOLDS, ...DEFAULT_GPU_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
+    return { ...DEFAULT_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
 }
 
 interface Scenario {

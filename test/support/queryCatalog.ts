@@ -1,7 +1,7 @@
 /** Every LogQL expression the dashboards and alert rules carry, named by panel or rule (for tests that run them all). */
 import { EXPRESSION_DATASOURCE_UID } from "../../components/alertRules";
 import { buildRuleGroupRules } from "../../components/ruleGroup";
-import { DEFAULT_ALERT_THRESHOLDS, DEFAULT_GPU_ALERT_THRESHOLDS } from "../../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../../components/settings";
 import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../dashboards";
 import { LOKI_DATASOURCE_UID } from "../../dashboards/ids";
 
@@ -9,7 +9,7 @@ export const VARIANTS = [
     { name: "defaults", alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true, expectedHosts: ["lab-box"] },
     {
         name: "probe disabled, other windows, three boxes",
-        alerts: { errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "90s", replyFailureThreshold: 5, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
+        alerts: { ...DEFAULT_ALERT_THRESHOLDS, errorRateThreshold: 25, errorRateWindow: "15m", ollamaDownFor: "90s", replyFailureThreshold: 5, replyFailureWindow: "10m", ollamaRequestTimeout: "90s" },
         probeEnabled: false,
         expectedHosts: ["gpu-01", "gpu-02.lab", "hub_box"],
     },
@@ -36,7 +36,7 @@ export function ruleExpressions(): NamedExpression[] {
     return VARIANTS.flatMap((variant) =>
         buildRuleGroupRules({
             datasourceUid: LOKI_DATASOURCE_UID,
-            alerts: { ...DEFAULT_GPU_ALERT_THRESHOLDS, ...variant.alerts },
+            alerts: variant.alerts,
             probeEnabled: variant.probeEnabled,
             expectedHosts: variant.expectedHosts,
             probeContainerName: "obs-ollama-probe",
