@@ -88,11 +88,15 @@ describe("the default stack", () => {
     });
 
     it("mounts host logs and the Docker socket read-only, and keeps state on named volumes", () => {
-        const promtailMounts = container(stack, "promtail").inputs.mounts as Mount[];
-        const binds = promtailMounts.filter((mount) => mount.type === "bind");
-        expect(binds.map((mount) => mount.source).sort()).toEqual(["/etc/localtime", "/var/log/deepchat", "/var/log/ollama", "/var/run/docker.sock"]);
+        const promtail = container(stack, "promtail").inputs;
+        const binds = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind");
+        expect(binds.map((mount) => mount.source).sort()).toEqual(["/etc/localtime", "/var/run/docker.sock"]);
         for (const bind of binds) expect(bind, bind.source).toMatchObject({ target: bind.source, readOnly: true });
-        expect(promtailMounts).toContainEqual({ type: "volume", source: "obs-promtail-positions", target: "/var/lib/promtail" });
+        expect(promtail.volumes).toEqual([
+            { hostPath: "/var/log/deepchat", containerPath: "/var/log/deepchat", readOnly: true },
+            { hostPath: "/var/log/ollama", containerPath: "/var/log/ollama", readOnly: true },
+        ]);
+        expect(promtail.mounts).toContainEqual({ type: "volume", source: "obs-promtail-positions", target: "/var/lib/promtail" });
         expect(container(stack, "loki").inputs.mounts).toEqual([{ type: "volume", source: "obs-loki-data", target: "/loki" }]);
         expect(container(stack, "grafana").inputs.mounts).toEqual([{ type: "volume", source: "obs-grafana-data", target: "/var/lib/grafana" }]);
     });
@@ -222,6 +226,50 @@ describe("the default stack", () => {
             ].sort(),
         );
         expect(stack.outputs.collectedLogPaths).toEqual({ "deepchat-webui": ["/var/log/deepchat/*.log"], "ollama-service": ["/var/log/ollama/*.log"] });
+    });
+});
+
+/**
+ * Docker's documented rule ("Bind mounts", "Differences between -v and --mount behavior",
+ * docs.docker.com/engine/storage/bind-mounts/): `-v` (the Engine API's HostConfig.Binds) creates a
+ * missing host path as a directory; `--mount` (HostConfig.Mounts) refuses it: "invalid mount config
+ * for type "bind": bind source path does not exist" (also measured on Docker 20.10). In
+ * kreuzwerker/terraform-provider-docker, behind @pulumi/docker, `volumes` become HostConfig.Binds
+ * (resource_docker_container_structures.go, volumeSetToDockerVolumes: "hostPath:containerPath:ro")
+ * and `mounts` become HostConfig.Mounts (resource_docker_container_funcs.go).
+ */
+describe("Promtail on a fresh box, where no configured log directory exists yet", () => {
+    /** Host paths a `mounts` bind may name: they exist wherever Docker runs. */
+    const PRESENT_ON_EVERY_BOX = ["/etc/localtime", "/var/run/docker.sock"];
+    const logSources = { deepchatLogPaths: ["/srv/deepchat/logs/*.log", "/var/log/deepchat/*.log"], ollamaLogPaths: ["/opt/ollama/log/server*.log"] };
+    const directories = ["/opt/ollama/log", "/srv/deepchat/logs", "/var/log/deepchat"];
+
+    it("gets each log directory in the Binds form (created if missing), read-only at the same path, and none as a `mounts` bind", async () => {
+        const promtail = container(await runProgram({ ...BASE, logSources: JSON.stringify(logSources) }), "promtail").inputs;
+        expect(promtail.volumes).toEqual(directories.map((directory) => ({ hostPath: directory, containerPath: directory, readOnly: true })));
+        const bindSources = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source);
+        expect(bindSources.sort()).toEqual(PRESENT_ON_EVERY_BOX);
+        for (const directory of directories) expect(bindSources, directory).not.toContain(directory);
+    });
+
+    it("keeps an agent's CA file a `mounts` bind: the operator named that file, and a missing one should fail", async () => {
+        const agent = await runProgram(
+            { ...BASE, role: "agent", hub: JSON.stringify({ url: "https://10.0.0.5:3101", username: "lab-box", caCertPath: "/etc/ssl/lab-ca.pem" }) },
+            { hubPassword: "explicit-password-lab-box" },
+        );
+        const promtail = container(agent, "promtail").inputs;
+        const bindSources = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source);
+        expect(bindSources.sort()).toEqual([...PRESENT_ON_EVERY_BOX, "/etc/ssl/lab-ca.pem"].sort());
+        expect(promtail.volumes).toEqual([
+            { hostPath: "/var/log/deepchat", containerPath: "/var/log/deepchat", readOnly: true },
+            { hostPath: "/var/log/ollama", containerPath: "/var/log/ollama", readOnly: true },
+        ]);
+    });
+
+    it("asks for no host directory when no log file is configured", async () => {
+        const promtail = container(await runProgram({ ...BASE, logSources: JSON.stringify({ deepchatLogPaths: [], ollamaLogPaths: [] }) }), "promtail").inputs;
+        expect(promtail.volumes).toBeUndefined();
+        expect((promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source).sort()).toEqual(PRESENT_ON_EVERY_BOX);
     });
 });
 
