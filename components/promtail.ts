@@ -64,6 +64,7 @@ export class Promtail extends pulumi.ComponentResource {
                 logSources: args.logSources,
                 positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
                 componentLabel: COMPONENT_LABEL,
+                namePrefix: args.namePrefix,
                 basicAuth: pushAuth ? { username: pushAuth.username, passwordFile: PROMTAIL_HUB_PASSWORD_PATH } : undefined,
                 caFile: pushAuth?.caCertPath ? PROMTAIL_HUB_CA_PATH : undefined,
             }),

@@ -1,13 +1,17 @@
 /**
  * The whole program under Pulumi's mocks: what `pulumi up` would ask Docker and Grafana for.
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
+import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
+import { JOBS } from "../components/logSchema";
+import type { PromtailConfig } from "../components/promtailConfig";
 import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
 import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../components/settings";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
+import { JobSimulator, type DockerContainer } from "./support/promtailSimulator";
 
 const CONTAINER = "docker:index/container:Container";
 const IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -270,6 +274,42 @@ describe("Promtail on a fresh box, where no configured log directory exists yet"
         const promtail = container(await runProgram({ ...BASE, logSources: JSON.stringify({ deepchatLogPaths: [], ollamaLogPaths: [] }) }), "promtail").inputs;
         expect(promtail.volumes).toBeUndefined();
         expect((promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source).sort()).toEqual(PRESENT_ON_EVERY_BOX);
+    });
+});
+
+describe("two stacks on one Docker engine (prefixes obs and lab)", () => {
+    const saved = process.env[GPU_DETECTION_OVERRIDE];
+    afterEach(() => {
+        process.env[GPU_DETECTION_OVERRIDE] = saved;
+    });
+
+    /** A probe container as the engine would list it: the name and labels the program asked for. */
+    function listed(stack: ProgramRun, suffix: string): DockerContainer {
+        const inputs = container(stack, suffix).inputs;
+        const labels = Object.fromEntries((inputs.labels as { label: string; value: string }[]).map(({ label, value }) => [label, value]));
+        return { id: String(inputs.name), name: String(inputs.name), labels };
+    }
+
+    it("each Promtail collects its own stack's probe containers and never the other stack's", async () => {
+        process.env[GPU_DETECTION_OVERRIDE] = "present";
+        const stacks = { obs: await runProgram(BASE), lab: await runProgram({ ...BASE, namePrefix: "lab" }) };
+        const lines = [{ text: '{"up":1}', validUtf8: true, stream: "stdout" as const }];
+        for (const [own, other] of [
+            ["obs", "lab"],
+            ["lab", "obs"],
+        ] as const) {
+            const config = parse(uploadOf(container(stacks[own], "promtail"), "/etc/promtail/config.yml")) as PromtailConfig;
+            for (const [job, suffix] of [
+                [JOBS.ollamaProbe, "ollama-probe"],
+                [JOBS.gpuProbe, "gpu-probe"],
+            ] as const) {
+                const simulator = new JobSimulator(config, job);
+                const ownProbe = listed(stacks[own], suffix);
+                expect(ownProbe.name).toBe(`${own}-${suffix}`);
+                expect(simulator.runContainer(ownProbe, lines)?.[0].labels, `${own} ${job}`).toEqual({ job, host: "lab-box", container: ownProbe.name });
+                expect(simulator.runContainer(listed(stacks[other], suffix), lines), `${own} ${job} sees ${other}`).toBeUndefined();
+            }
+        }
     });
 });
 
