@@ -137,7 +137,7 @@ describe("the Docker jobs", () => {
             [JOBS.gpuProbe, "gpu-probe"],
         ] as const) {
             const probe = scrape(job);
-            // Distinct filter names must all match (values of one name are alternatives): label AND name.
+            // Docker lists a container only if every filter name matches: this label AND this name.
             expect(probe.docker_sd_configs?.[0].filters, job).toEqual([
                 { name: "label", values: [`deepchat.observability.component=${component}`] },
                 { name: "name", values: [`^/?(?:obs-${component})$`] },
