@@ -64,6 +64,7 @@ export class Promtail extends pulumi.ComponentResource {
                 logSources: args.logSources,
                 positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
                 componentLabel: COMPONENT_LABEL,
+                namePrefix: args.namePrefix,
                 basicAuth: pushAuth ? { username: pushAuth.username, passwordFile: PROMTAIL_HUB_PASSWORD_PATH } : undefined,
                 caFile: pushAuth?.caCertPath ? PROMTAIL_HUB_CA_PATH : undefined,
             }),
@@ -88,10 +89,12 @@ export class Promtail extends pulumi.ComponentResource {
             this,
         );
 
-        const logDirectoryMounts: docker.types.input.ContainerMount[] = hostLogDirectories(args.logSources).map((directory) => ({
-            type: "bind",
-            source: directory,
-            target: directory,
+        // Log directories in Docker's legacy Binds form (`-v`): Docker creates a missing one as an
+        // empty root-owned directory, where a `mounts` bind is refused ("bind source path does not
+        // exist"). On a fresh box they often do not exist yet; the globs find files once they appear.
+        const logDirectoryBinds: docker.types.input.ContainerVolume[] = hostLogDirectories(args.logSources).map((directory) => ({
+            hostPath: directory,
+            containerPath: directory,
             readOnly: true,
         }));
 
@@ -104,8 +107,9 @@ export class Promtail extends pulumi.ComponentResource {
                 ...hubPassword,
                 command: [`-config.file=${PROMTAIL_CONFIG_PATH}`],
                 uploads: [{ file: PROMTAIL_CONFIG_PATH, content: this.configYaml }],
+                ...(logDirectoryBinds.length > 0 ? { volumes: logDirectoryBinds } : {}),
+                // Paths that exist on every box, or the operator's own CA file: missing, they should fail.
                 mounts: [
-                    ...logDirectoryMounts,
                     // Read-only stops writes to the socket file, not API calls: anything that can
                     // reach the Docker socket is root-equivalent on the host. Promtail only lists
                     // containers and reads their logs.

@@ -29,6 +29,7 @@ import {
     dockerMetaLabel,
     dockerSdConfig,
     dropUncollectedStage,
+    stackContainerName,
 } from "./promtail/docker";
 import { RECORD_START, ginAccessStage, jsonStage, logfmtStage, pythonLoggingStage } from "./promtail/formats";
 import type { PipelineStage, PromtailConfig, ScrapeConfig } from "./promtail/schema";
@@ -69,6 +70,11 @@ export interface PromtailConfigArgs {
     readonly positionsFile: string;
     /** Docker label key that marks this stack's containers: "deepchat.observability.component". */
     readonly componentLabel: string;
+    /**
+     * Prefix of this stack's container names ("obs"): the probe jobs collect only
+     * `<namePrefix>-ollama-probe` and `<namePrefix>-gpu-probe`, never another stack's probes.
+     */
+    readonly namePrefix: string;
     /** Zones for Gin timestamps; see GinTimeZones. */
     readonly ginTimeZones?: GinTimeZones;
     /**
@@ -113,12 +119,40 @@ export const JOB_COMMENTS: Readonly<Record<string, string>> = {
         " (loki#8620): the engine's `name` filter limits what is tailed, and the first stage drops the lines\n" +
         " relabeling refused (they arrive with no labels at all).",
     [JOBS.ollamaProbe]:
-        " The Ollama probe's JSON lines (selected by its Docker label), read at query time with `| json`.\n" +
-        " No docker stage here either: lines arrive unwrapped. The engine's `label` filter lists only the probe.",
+        " The Ollama probe's JSON lines, read at query time with `| json`. No docker stage here either: lines\n" +
+        " arrive unwrapped. The engine's `label` and `name` filters list only this stack's probe: another stack's\n" +
+        " probe on the same engine carries the same label under another name prefix.",
     [JOBS.gpuProbe]:
-        " The GPU probe's flat JSON lines (kind gpu / process / host / error), selected by its Docker label and\n" +
-        " read at query time with `| json`. No docker stage: lines arrive unwrapped. Without the probe, no target.",
+        " The GPU probe's flat JSON lines (kind gpu / process / host / error), read at query time with `| json`.\n" +
+        " No docker stage: lines arrive unwrapped. Selected as the Ollama probe: its label and this stack's name.\n" +
+        " Without the probe, no target.",
 };
+
+/**
+ * A probe's job: this stack's probe container only. Every stack's probe carries the same
+ * component label, so the engine filters by the label and by the exact container name (a
+ * second stack on the engine has another prefix); Promtail tails whatever the engine lists
+ * (loki#8620), so the name must be an engine filter, not only a relabel rule.
+ */
+function probeJob(job: string, component: string, args: PromtailConfigArgs): ScrapeConfig {
+    // A valid prefix has no glob characters, so the "globs" are the exact name.
+    const containerName = [stackContainerName(args.namePrefix, component)];
+    return {
+        job_name: job,
+        docker_sd_configs: [
+            dockerSdConfig([
+                { name: "label", values: [`${args.componentLabel}=${component}`] },
+                { name: "name", values: [containerNameFilter(containerName)] },
+            ]),
+        ],
+        relabel_configs: [
+            { source_labels: [dockerMetaLabel(args.componentLabel)], regex: component, action: "keep" },
+            { source_labels: ["__meta_docker_container_name"], regex: containerNameRegex(containerName), action: "keep" },
+            ...dockerLabels(job, args.hostLabel),
+        ],
+        pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],
+    };
+}
 
 /** The whole Promtail config. Throws on bad input, naming the value and what is allowed. */
 export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
@@ -176,33 +210,7 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
             ],
         });
     }
-    {
-        const job = JOBS.ollamaProbe;
-        const probeSelector = `${args.componentLabel}=${PROBE_COMPONENT}`;
-        scrapeConfigs.push({
-            job_name: job,
-            // The engine filters by label, so Promtail does not even list other containers for this job.
-            docker_sd_configs: [dockerSdConfig([{ name: "label", values: [probeSelector] }])],
-            relabel_configs: [
-                { source_labels: [componentMeta], regex: PROBE_COMPONENT, action: "keep" },
-                ...dockerLabels(job, args.hostLabel),
-            ],
-            pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],
-        });
-    }
-    {
-        const job = JOBS.gpuProbe;
-        scrapeConfigs.push({
-            job_name: job,
-            // As the Ollama probe's job: the engine lists only the GPU probe's container.
-            docker_sd_configs: [dockerSdConfig([{ name: "label", values: [`${args.componentLabel}=${GPU_PROBE_COMPONENT}`] }])],
-            relabel_configs: [
-                { source_labels: [componentMeta], regex: GPU_PROBE_COMPONENT, action: "keep" },
-                ...dockerLabels(job, args.hostLabel),
-            ],
-            pipeline_stages: [dropUncollectedStage(job), structuredMetadataStage()],
-        });
-    }
+    scrapeConfigs.push(probeJob(JOBS.ollamaProbe, PROBE_COMPONENT, args), probeJob(JOBS.gpuProbe, GPU_PROBE_COMPONENT, args));
 
     return {
         server: { http_listen_port: PROMTAIL_HTTP_PORT, grpc_listen_port: 0, log_level: "info" },
@@ -283,6 +291,9 @@ function validateArgs(args: PromtailConfigArgs): void {
     }
     if (!args.positionsFile.startsWith("/")) {
         problems.push(`positionsFile: "${args.positionsFile}" is not allowed; use an absolute path inside the Promtail container.`);
+    }
+    if (!/^[a-z][a-z0-9-]{0,29}$/.test(args.namePrefix)) {
+        problems.push(`namePrefix: "${args.namePrefix}" is not allowed; use lower-case letters, digits and "-", starting with a letter, at most 30 characters, such as "obs".`);
     }
     if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(args.componentLabel)) {
         problems.push(`componentLabel: "${args.componentLabel}" is not allowed; use a Docker label key such as "deepchat.observability.component".`);

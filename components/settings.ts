@@ -775,9 +775,10 @@ export class Validator {
         for (const glob of list) {
             // Promtail sees the host's directory mounted read-only at the same path, so the
             // directory part must be a plain absolute path; only the file name may be a glob.
+            // No ':' in it: the mount is a Docker Binds entry, "host:container:ro".
             const directory = path.posix.dirname(glob);
-            if (!path.posix.isAbsolute(glob) || /[*?[\]{}]/.test(directory) || directory === "/" || glob.includes("..")) {
-                this.fail(key, glob, 'an absolute path whose file name may be a glob, in a directory other than "/", such as "/var/log/deepchat/*.log"');
+            if (!path.posix.isAbsolute(glob) || /[*?[\]{}:]/.test(directory) || directory === "/" || glob.includes("..")) {
+                this.fail(key, glob, 'an absolute path whose file name may be a glob, in a directory other than "/" and without ":", such as "/var/log/deepchat/*.log"');
             }
         }
         return list;

@@ -470,6 +470,35 @@ describe("the container job (deepchat-container): every format interleaved on on
         expect(probeJob.runContainer({ id: "1", name: "ollama", labels: {} }, lines)).toBeUndefined();
     });
 
+    it("collects only this stack's probes: a second stack's probes on the same engine (same label, prefix obs2) are never listed", () => {
+        // Rendered for namePrefix "obs". The engine's `name` filter is an unanchored Go regexp
+        // (moby filters.Args.Match) against the name with or without its leading '/'; the
+        // simulator refuses a filter whose verdict depends on that '/'.
+        expect(ARGS.namePrefix).toBe("obs");
+        const lines = onStream([{ text: '{"up":1}', validUtf8: true }], "stdout");
+        const component = (value: string) => ({ "deepchat.observability.component": value });
+        for (const [job, probe] of [
+            [JOBS.ollamaProbe, "ollama-probe"],
+            [JOBS.gpuProbe, "gpu-probe"],
+        ] as const) {
+            const simulator = new JobSimulator(config, job);
+            const own = simulator.runContainer({ id: "own", name: `obs-${probe}`, labels: component(probe) }, lines);
+            expect(own?.map((entry) => entry.labels), job).toEqual([{ job, host: "lab-box", container: `obs-${probe}` }]);
+            for (const foreign of [`obs2-${probe}`, `lab-obs-${probe}`, `obs-${probe}-old`]) {
+                expect(simulator.runContainer({ id: "foreign", name: foreign, labels: component(probe) }, lines), `${job} ${foreign}`).toBeUndefined();
+            }
+            // The name alone is not enough either: the label must say which probe it is.
+            expect(simulator.runContainer({ id: "unlabelled", name: `obs-${probe}`, labels: {} }, lines), job).toBeUndefined();
+        }
+        // The container job never ships a stack's container, whichever stack: it refuses any
+        // component label, so another stack's `ollama*`-named containers (prefix "ollama") are tailed
+        // (the engine lists them by name) but ship nothing.
+        const containerJob = new JobSimulator(config, JOBS.deepchatContainer);
+        for (const [name, value] of [["ollama-ollama-probe", "ollama-probe"], ["ollama-promtail", "promtail"], ["obs2-ollama-probe", "ollama-probe"]] as const) {
+            expect(containerJob.runContainer({ id: name, name, labels: component(value) }, lines) ?? [], name).toEqual([]);
+        }
+    });
+
     it("needs its first stage: without it a refused container's lines would ship with no labels (loki#8620)", () => {
         const lines = onStream([{ text: "level=info msg=hello", validUtf8: true }], "stdout");
         const stackContainer = { id: "5", name: "ollama-probe", labels: { "deepchat.observability.component": "ollama-probe" } };

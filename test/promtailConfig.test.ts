@@ -127,18 +127,39 @@ describe("the Docker jobs", () => {
         });
     });
 
-    it("select the probe by its Docker label, as the engine filter and as a keep rule", () => {
-        const probe = scrape(JOBS.ollamaProbe);
-        expect(probe.docker_sd_configs?.[0].filters).toEqual([{ name: "label", values: ["deepchat.observability.component=ollama-probe"] }]);
+    it("select this stack's probes by their Docker label and exact container name, as engine filters and as keep rules", () => {
         // Both Docker jobs start by dropping label-less lines (what relabeling refused).
         for (const job of [JOBS.deepchatContainer, JOBS.ollamaProbe, JOBS.gpuProbe]) {
             expect(scrape(job).pipeline_stages[0]).toEqual({ match: { selector: `{job!="${job}"}`, action: "drop", drop_counter_reason: "container_not_collected" } });
         }
-        expect(probe.relabel_configs?.[0]).toEqual({
-            source_labels: ["__meta_docker_container_label_deepchat_observability_component"],
-            regex: "ollama-probe",
-            action: "keep",
-        });
+        for (const [job, component] of [
+            [JOBS.ollamaProbe, "ollama-probe"],
+            [JOBS.gpuProbe, "gpu-probe"],
+        ] as const) {
+            const probe = scrape(job);
+            // Docker lists a container only if every filter name matches: this label AND this name.
+            expect(probe.docker_sd_configs?.[0].filters, job).toEqual([
+                { name: "label", values: [`deepchat.observability.component=${component}`] },
+                { name: "name", values: [`^/?(?:obs-${component})$`] },
+            ]);
+            expect(probe.relabel_configs?.slice(0, 2), job).toEqual([
+                { source_labels: ["__meta_docker_container_label_deepchat_observability_component"], regex: component, action: "keep" },
+                { source_labels: ["__meta_docker_container_name"], regex: `/(?:obs-${component})`, action: "keep" },
+            ]);
+        }
+        // Another prefix, other names: the config follows the stack's namePrefix.
+        const other = buildPromtailConfig({ ...ARGS, namePrefix: "obs2" });
+        expect(scrape(JOBS.gpuProbe, other).docker_sd_configs?.[0].filters?.[1]).toEqual({ name: "name", values: ["^/?(?:obs2-gpu-probe)$"] });
+    });
+
+    it("list only the exact probe name under Docker's name filter: an unanchored Go regexp, with or without the leading '/'", () => {
+        // Docker's filters.Args.Match (moby api/types/filters/parse.go): an exact match, else
+        // regexp.MatchString, which is unanchored; the name may carry its leading '/' or not.
+        const filter = goRegex(scrape(JOBS.ollamaProbe).docker_sd_configs?.[0].filters?.[1].values[0] ?? "");
+        for (const name of ["obs-ollama-probe", "/obs-ollama-probe"]) expect(filter.test(name), name).toBe(true);
+        for (const name of ["obs2-ollama-probe", "/obs2-ollama-probe", "lab-obs-ollama-probe", "/obs-ollama-probe-old", "obs-gpu-probe"]) {
+            expect(filter.test(name), name).toBe(false);
+        }
     });
 
     it("turn name globs into exact anchored regexes", () => {
@@ -247,6 +268,7 @@ describe("bad input", () => {
         [{ hostLabel: "" }, /hostLabel: "" is not allowed/],
         [{ positionsFile: "positions.yaml" }, /positionsFile: "positions.yaml" is not allowed; use an absolute path/],
         [{ componentLabel: "Bad Label" }, /componentLabel: "Bad Label"/],
+        [{ namePrefix: "obs.*" }, /namePrefix: "obs\.\*" is not allowed/],
         [{ ginTimeZones: { file: "Mars/Olympus_Mons", container: "UTC" } }, /ginTimeZones.file: "Mars\/Olympus_Mons" is not allowed; use an IANA zone/],
         [{ logSources: { ...ARGS.logSources, ollamaLogPaths: ["relative/*.log"] } }, /logSources.ollamaLogPaths: "relative\/\*.log"/],
         [{ logSources: { ...ARGS.logSources, containerPatterns: ["deep;chat"] } }, /logSources.containerPatterns: "deep;chat" is not allowed/],

@@ -172,8 +172,11 @@ describe("bad input fails at preview with key, value and what is allowed", () =>
     });
 
     it("rejects log paths Promtail could not mount", () => {
-        const problems = problemsOf({ logSources: { deepchatLogPaths: ["logs/*.log", "/var/log/*/app.log", "/app.log"] } });
-        expect(problems).toHaveLength(3);
+        // A ':' in the directory would split Docker's Binds entry ("host:container:ro") in the wrong place.
+        const problems = problemsOf({ logSources: { deepchatLogPaths: ["logs/*.log", "/var/log/*/app.log", "/app.log", "/srv/logs:2024/*.log"] } });
+        expect(problems).toHaveLength(4);
+        expect(problems[3]).toContain('"/srv/logs:2024/*.log"');
+        expect(problems[3]).toContain('without ":"');
         expect(problems.every((problem) => problem.startsWith("logSources.deepchatLogPaths:"))).toBe(true);
     });
 

@@ -1,13 +1,17 @@
 /**
  * The whole program under Pulumi's mocks: what `pulumi up` would ask Docker and Grafana for.
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
+import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
+import { JOBS } from "../components/logSchema";
+import type { PromtailConfig } from "../components/promtailConfig";
 import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
 import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../components/settings";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
+import { JobSimulator, type DockerContainer } from "./support/promtailSimulator";
 
 const CONTAINER = "docker:index/container:Container";
 const IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -88,11 +92,15 @@ describe("the default stack", () => {
     });
 
     it("mounts host logs and the Docker socket read-only, and keeps state on named volumes", () => {
-        const promtailMounts = container(stack, "promtail").inputs.mounts as Mount[];
-        const binds = promtailMounts.filter((mount) => mount.type === "bind");
-        expect(binds.map((mount) => mount.source).sort()).toEqual(["/etc/localtime", "/var/log/deepchat", "/var/log/ollama", "/var/run/docker.sock"]);
+        const promtail = container(stack, "promtail").inputs;
+        const binds = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind");
+        expect(binds.map((mount) => mount.source).sort()).toEqual(["/etc/localtime", "/var/run/docker.sock"]);
         for (const bind of binds) expect(bind, bind.source).toMatchObject({ target: bind.source, readOnly: true });
-        expect(promtailMounts).toContainEqual({ type: "volume", source: "obs-promtail-positions", target: "/var/lib/promtail" });
+        expect(promtail.volumes).toEqual([
+            { hostPath: "/var/log/deepchat", containerPath: "/var/log/deepchat", readOnly: true },
+            { hostPath: "/var/log/ollama", containerPath: "/var/log/ollama", readOnly: true },
+        ]);
+        expect(promtail.mounts).toContainEqual({ type: "volume", source: "obs-promtail-positions", target: "/var/lib/promtail" });
         expect(container(stack, "loki").inputs.mounts).toEqual([{ type: "volume", source: "obs-loki-data", target: "/loki" }]);
         expect(container(stack, "grafana").inputs.mounts).toEqual([{ type: "volume", source: "obs-grafana-data", target: "/var/lib/grafana" }]);
     });
@@ -222,6 +230,86 @@ describe("the default stack", () => {
             ].sort(),
         );
         expect(stack.outputs.collectedLogPaths).toEqual({ "deepchat-webui": ["/var/log/deepchat/*.log"], "ollama-service": ["/var/log/ollama/*.log"] });
+    });
+});
+
+/**
+ * Docker's documented rule ("Bind mounts", "Differences between -v and --mount behavior",
+ * docs.docker.com/engine/storage/bind-mounts/): `-v` (the Engine API's HostConfig.Binds) creates a
+ * missing host path as a directory; `--mount` (HostConfig.Mounts) refuses it: "invalid mount config
+ * for type "bind": bind source path does not exist" (also measured on Docker 20.10). In
+ * kreuzwerker/terraform-provider-docker, behind @pulumi/docker, `volumes` become HostConfig.Binds
+ * (resource_docker_container_structures.go, volumeSetToDockerVolumes: "hostPath:containerPath:ro")
+ * and `mounts` become HostConfig.Mounts (resource_docker_container_funcs.go).
+ */
+describe("Promtail on a fresh box, where no configured log directory exists yet", () => {
+    /** Host paths a `mounts` bind may name: they exist wherever Docker runs. */
+    const PRESENT_ON_EVERY_BOX = ["/etc/localtime", "/var/run/docker.sock"];
+    const logSources = { deepchatLogPaths: ["/srv/deepchat/logs/*.log", "/var/log/deepchat/*.log"], ollamaLogPaths: ["/opt/ollama/log/server*.log"] };
+    const directories = ["/opt/ollama/log", "/srv/deepchat/logs", "/var/log/deepchat"];
+
+    it("gets each log directory in the Binds form (created if missing), read-only at the same path, and none as a `mounts` bind", async () => {
+        const promtail = container(await runProgram({ ...BASE, logSources: JSON.stringify(logSources) }), "promtail").inputs;
+        expect(promtail.volumes).toEqual(directories.map((directory) => ({ hostPath: directory, containerPath: directory, readOnly: true })));
+        const bindSources = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source);
+        expect(bindSources.sort()).toEqual(PRESENT_ON_EVERY_BOX);
+        for (const directory of directories) expect(bindSources, directory).not.toContain(directory);
+    });
+
+    it("keeps an agent's CA file a `mounts` bind: the operator named that file, and a missing one should fail", async () => {
+        const agent = await runProgram(
+            { ...BASE, role: "agent", hub: JSON.stringify({ url: "https://10.0.0.5:3101", username: "lab-box", caCertPath: "/etc/ssl/lab-ca.pem" }) },
+            { hubPassword: "explicit-password-lab-box" },
+        );
+        const promtail = container(agent, "promtail").inputs;
+        const bindSources = (promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source);
+        expect(bindSources.sort()).toEqual([...PRESENT_ON_EVERY_BOX, "/etc/ssl/lab-ca.pem"].sort());
+        expect(promtail.volumes).toEqual([
+            { hostPath: "/var/log/deepchat", containerPath: "/var/log/deepchat", readOnly: true },
+            { hostPath: "/var/log/ollama", containerPath: "/var/log/ollama", readOnly: true },
+        ]);
+    });
+
+    it("asks for no host directory when no log file is configured", async () => {
+        const promtail = container(await runProgram({ ...BASE, logSources: JSON.stringify({ deepchatLogPaths: [], ollamaLogPaths: [] }) }), "promtail").inputs;
+        expect(promtail.volumes).toBeUndefined();
+        expect((promtail.mounts as Mount[]).filter((mount) => mount.type === "bind").map((mount) => mount.source).sort()).toEqual(PRESENT_ON_EVERY_BOX);
+    });
+});
+
+describe("two stacks on one Docker engine (prefixes obs and lab)", () => {
+    const saved = process.env[GPU_DETECTION_OVERRIDE];
+    afterEach(() => {
+        process.env[GPU_DETECTION_OVERRIDE] = saved;
+    });
+
+    /** A probe container as the engine would list it: the name and labels the program asked for. */
+    function listed(stack: ProgramRun, suffix: string): DockerContainer {
+        const inputs = container(stack, suffix).inputs;
+        const labels = Object.fromEntries((inputs.labels as { label: string; value: string }[]).map(({ label, value }) => [label, value]));
+        return { id: String(inputs.name), name: String(inputs.name), labels };
+    }
+
+    it("each Promtail collects its own stack's probe containers and never the other stack's", async () => {
+        process.env[GPU_DETECTION_OVERRIDE] = "present";
+        const stacks = { obs: await runProgram(BASE), lab: await runProgram({ ...BASE, namePrefix: "lab" }) };
+        const lines = [{ text: '{"up":1}', validUtf8: true, stream: "stdout" as const }];
+        for (const [own, other] of [
+            ["obs", "lab"],
+            ["lab", "obs"],
+        ] as const) {
+            const config = parse(uploadOf(container(stacks[own], "promtail"), "/etc/promtail/config.yml")) as PromtailConfig;
+            for (const [job, suffix] of [
+                [JOBS.ollamaProbe, "ollama-probe"],
+                [JOBS.gpuProbe, "gpu-probe"],
+            ] as const) {
+                const simulator = new JobSimulator(config, job);
+                const ownProbe = listed(stacks[own], suffix);
+                expect(ownProbe.name).toBe(`${own}-${suffix}`);
+                expect(simulator.runContainer(ownProbe, lines)?.[0].labels, `${own} ${job}`).toEqual({ job, host: "lab-box", container: ownProbe.name });
+                expect(simulator.runContainer(listed(stacks[other], suffix), lines), `${own} ${job} sees ${other}`).toBeUndefined();
+            }
+        }
     });
 });
 

@@ -20,6 +20,15 @@ export const PROBE_COMPONENT = "ollama-probe";
 /** The value of the component label on the GPU probe container. */
 export const GPU_PROBE_COMPONENT = "gpu-probe";
 
+/**
+ * This stack's container of a component, named as the components name it (`obs-ollama-probe`,
+ * components/ollamaProbe.ts and gpuProbe.ts). The probe jobs select their container by this
+ * exact name: the component label alone is the same on every stack on the engine.
+ */
+export function stackContainerName(namePrefix: string, component: string): string {
+    return `${namePrefix}-${component}`;
+}
+
 /** Container-name globs (`deepchat*`, `ollama?`) as one RE2 alternation of whole names (no '/'). */
 function containerNameAlternation(patterns: readonly string[]): string {
     const alternatives = patterns.map((pattern) => {

@@ -15,6 +15,7 @@ export const ARGS: PromtailConfigArgs = {
     },
     positionsFile: "/promtail/positions.yaml",
     componentLabel: "deepchat.observability.component",
+    namePrefix: "obs",
 };
 
 /** The config exactly as Promtail would read it: rendered to YAML, parsed back. */

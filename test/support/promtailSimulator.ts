@@ -852,10 +852,11 @@ export class JobSimulator {
         const sd = this.scrape.docker_sd_configs?.[0];
         if (!sd) throw new Error(`job ${this.scrape.job_name} has no docker_sd_configs`);
         for (const filter of sd.filters ?? []) {
-            // The engine's filters: values of one name are alternatives; names must all match.
+            // The engine's filters (moby api/types/filters): every name must match; `label` values
+            // must all match (MatchKVList), `name` values are alternatives (Match).
             let ok: boolean;
             if (filter.name === "label") {
-                ok = filter.values.some((wanted) => {
+                ok = filter.values.every((wanted) => {
                     const [key, value] = wanted.split("=", 2);
                     return key in container.labels && (value === undefined || container.labels[key] === value);
                 });
