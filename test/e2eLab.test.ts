@@ -9,8 +9,16 @@
  * - afterAll's cleanup order: cancel, destroy, remove the stack; by name as the last resort.
  * - The e2e stack config, run through the real program under Pulumi's mocks: the run's own
  *   names and ports only, and no GPU probe even on a box with a GPU.
+ * - The e2e workspace, against a stand-in `pulumi`: its own file backend and passphrase on
+ *   every call, whatever the operator exported.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import * as YAML from "yaml";
+import { createThrowawayWorkspace, PROJECT_ROOT } from "../scripts/automation";
 import {
     ABORT_GRACE_MS,
     cleanUpStack,
@@ -275,5 +283,62 @@ describe("an e2e stack's config, through the real program", () => {
         expect(() => e2eStackConfig({ ...standalone, role: { kind: "standalone", ports: { grafana: 3000, loki: 41002 } } })).toThrow(/3000 is one an operator's stack publishes/);
         expect(() => e2eStackConfig({ ...hub, role: { kind: "hub", ports: { grafana: 41011, loki: 41012, push: 41012 }, pushAddress: "172.23.0.1", agents: [] } })).toThrow(/must differ/);
         expect(() => e2eStackConfig({ ...standalone, logDirectory: "logs" })).toThrow(/must be absolute/);
+    });
+});
+
+describe("an e2e workspace, run against a stand-in Pulumi CLI", () => {
+    let temp = "";
+    afterEach(() => {
+        vi.unstubAllEnvs();
+        if (temp) fs.rmSync(temp, { recursive: true, force: true });
+    });
+
+    /** A `pulumi` that answers `version` and records, for every other call, its arguments and the backend and passphrase it was given. */
+    function standInCli(root: string, record: string): void {
+        fs.mkdirSync(path.join(root, "bin"), { recursive: true });
+        const script = [
+            "#!/bin/sh",
+            'if [ "$1" = version ]; then echo v3.248.0; exit 0; fi',
+            `printf '%s\\t%s\\t%s\\t%s\\n' "$*" "$PULUMI_BACKEND_URL" "$PULUMI_CONFIG_PASSPHRASE" "$PULUMI_CONFIG_PASSPHRASE_FILE" >> '${record}'`,
+            'if [ "$1 $2" = "stack ls" ]; then echo "[]"; fi',
+            "exit 0",
+        ].join("\n");
+        fs.writeFileSync(path.join(root, "bin", "pulumi"), `${script}\n`, { mode: 0o755 });
+    }
+
+    it("gives every CLI call the run's own file backend and passphrase, whatever the operator exported, and writes nothing into the project", async () => {
+        temp = fs.mkdtempSync(path.join(os.tmpdir(), "obs-e2e-ws-"));
+        const record = path.join(temp, "calls.tsv");
+        standInCli(path.join(temp, "cli"), record);
+        vi.stubEnv("PULUMI_BACKEND_URL", "file://~");
+        vi.stubEnv("PULUMI_CONFIG_PASSPHRASE", "the-operator's-passphrase");
+        vi.stubEnv("PULUMI_CONFIG_PASSPHRASE_FILE", "/home/operator/.config/deepchat-observability/dev.passphrase");
+        const projectFilesBefore = fs.readdirSync(PROJECT_ROOT).sort();
+        for (const directory of ["work", "state"]) fs.mkdirSync(path.join(temp, directory));
+
+        const pulumiCommand = await PulumiCommand.get({ root: path.join(temp, "cli") });
+        const workspace = await createThrowawayWorkspace({ projectRoot: PROJECT_ROOT, workDir: path.join(temp, "work"), stateDirectory: path.join(temp, "state"), pulumiCommand });
+        expect(await workspace.listStacks()).toEqual([]);
+        const stack = await Stack.create("e2e", workspace);
+        const config = e2eStackConfig({ namePrefix: "obs-e2e-0a1b2c", hostLabel: "e2e-0a1b2c", logDirectory: path.join(temp, "logs"), ollamaProbe: true, role: { kind: "standalone", ports: { grafana: 41001, loki: 41002 } } });
+        await stack.setAllConfig(Object.fromEntries(Object.entries(config).map(([key, value]) => [`deepchat-observability:${key}`, { value }])), false);
+
+        const calls = fs.readFileSync(record, "utf8").trim().split("\n").map((line) => line.split("\t"));
+        expect(calls.length).toBeGreaterThanOrEqual(3);
+        for (const [args, backend, passphrase, passphraseFile] of calls) {
+            expect(backend, args).toBe(`file://${path.join(temp, "state")}`);
+            expect(passphrase, args).not.toBe("the-operator's-passphrase");
+            expect(passphrase.length, args).toBeGreaterThanOrEqual(32);
+            expect(passphraseFile, args).toBe(path.join(temp, "work", "passphrase"));
+        }
+        // Config goes in as the program reads it: whole values, no --path.
+        const setAll = calls.map(([args]) => args).find((args) => args.startsWith("config set-all"));
+        expect(setAll).toContain(`deepchat-observability:gpuProbe={"enabled":false}`);
+        expect(setAll).not.toContain("--path");
+        // The project file of the run points back at the program and at the temp backend.
+        const projectFile = YAML.parse(fs.readFileSync(path.join(temp, "work", "Pulumi.yaml"), "utf8")) as { main?: string; backend?: { url?: string } };
+        expect(path.resolve(temp, "work", projectFile.main ?? "")).toBe(PROJECT_ROOT);
+        expect(projectFile.backend?.url).toBe(`file://${path.join(temp, "state")}`);
+        expect(fs.readdirSync(PROJECT_ROOT).sort()).toEqual(projectFilesBefore);
     });
 });
