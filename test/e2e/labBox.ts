@@ -103,9 +103,10 @@ export function removeByPrefix(prefix: string): string[] {
         ["volumes", ["volume", "rm", "-f"]],
     ] as const;
     for (const [kind, command] of steps) {
-        const names = dockerNames(kind, prefix);
-        if (names.length === 0) continue;
+        // One failing kind (a network still in use) must not keep the others.
         try {
+            const names = dockerNames(kind, prefix);
+            if (names.length === 0) continue;
             runDocker([...command, ...names]);
             removed.push(...names);
         } catch (error) {
