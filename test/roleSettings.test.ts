@@ -91,6 +91,16 @@ describe("an agent", () => {
         expect(settings.expectedHosts).toEqual(["gpu-01"]);
     });
 
+    // The three forms the README's walk-through gives, one per kind of shared backend.
+    it.each([
+        ["a self-managed backend (literal organization/)", "organization/deepchat-observability/hub"],
+        ["a legacy self-managed backend (bare stack name)", "hub"],
+        ["Pulumi Cloud (<org>/<project>/<stack>)", "acme-lab/deepchat-observability/hub"],
+    ])("takes hub.stack in the form of %s", (_backend, stack) => {
+        expect(problemsOf({ hostLabel: "gpu-01", role: "agent", hub: { stack } })).toEqual([]);
+        expect(parseSettings(rawConfig({ hostLabel: "gpu-01", role: "agent", hub: { stack } })).role).toEqual({ kind: "agent", hub: { kind: "stack", stack } });
+    });
+
     it("or by explicit URL, user name and secret password", async () => {
         const settings = parseSettings(rawConfig({ hostLabel: "gpu-01", role: "agent", hub: { url: "https://hub.lab.example:3101/", username: "gpu-01" } }, { hubPassword: "from-the-hub" }));
         const role = settings.role;

@@ -8,12 +8,18 @@
  *   a push without credentials and a query → destroy agent, destroy hub → nothing left.
  *
  * Both stacks live in one throw-away file backend, so the agent's StackReference reads the
- * hub's state as it would on a shared backend. The push endpoint binds to the host's address
- * on Docker's default bridge, which the agent's Promtail container reaches (through Docker's
- * default userland proxy; with `"userland-proxy": false` containers of different networks
- * cannot reach each other's published ports, moby#38784) and the lab network does not. The
- * hub runs no probe here: both Promtails would collect every probe on the box.
- * Without Docker or a Pulumi CLI it skips, saying why.
+ * hub's state as it would on a shared backend (the DIY form of its name,
+ * organization/<project>/<stack>). The push endpoint binds to the host's address on a bridge
+ * network this test creates: Docker records the gateway of a network it creates, while the
+ * default bridge's can be empty on a freshly started daemon (moby#26799). The agent's
+ * Promtail container reaches that address through Docker's default userland proxy (with
+ * `"userland-proxy": false` containers of different networks cannot reach each other's
+ * published ports, moby#38784); the lab network cannot reach it. Both stacks pin the GPU probe off,
+ * so the agent's containers are the same on an NVIDIA box. The hub runs no probe here: both
+ * Promtails would collect every probe on the box.
+ * Each Pulumi operation is aborted in time for the CLI to release its lock before vitest's
+ * timeout; afterAll then cancels, destroys and removes each stack (agent first), or removes
+ * its containers by name. Without Docker or a Pulumi CLI it skips, saying why.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -24,8 +30,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_NAMESPACE } from "../../components/settings";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
 import { plainOutputValues } from "../../scripts/verify/stackOutputs";
-import { freePort } from "../support/freePort";
-import { dockerHostAddress, dockerNames, lifecycleSkipReason, manualCleanup } from "./labBox";
+import { freePorts } from "../support/freePort";
+import { bounded, CLEANUP_RESERVE_MS, dockerHostAddress, dockerNames, hookDeadline, lifecycleSkipReason, manualCleanup, removeNetwork, stackCleanup, testDeadline } from "./labBox";
+import { cleanUpStack, e2eRunId, e2eStackConfig, operationBudgetMs, type E2eBox } from "./labPlan";
 
 const skipReason = lifecycleSkipReason();
 if (skipReason !== undefined) {
@@ -33,11 +40,13 @@ if (skipReason !== undefined) {
 }
 
 describe.skipIf(skipReason !== undefined)(`a hub and one agent on one Docker host${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
-    const suffix = crypto.randomBytes(2).toString("hex");
-    const hubPrefix = `obs-e2eh-${suffix}`;
-    const agentPrefix = `obs-e2ea-${suffix}`;
-    const hubHost = `e2e-hub-${suffix}`;
-    const agentHost = `e2e-agent-${suffix}`;
+    const runId = e2eRunId();
+    const hubPrefix = `obs-e2eh-${runId}`;
+    const agentPrefix = `obs-e2ea-${runId}`;
+    const hubHost = `e2e-hub-${runId}`;
+    const agentHost = `e2e-agent-${runId}`;
+    /** The bridge network whose gateway is the host address the push endpoint binds to. */
+    const hostNetwork = `obs-e2eg-${runId}`;
     let temp = "";
     let workspace: LocalWorkspace | undefined;
     let hub: Stack | undefined;
@@ -46,77 +55,62 @@ describe.skipIf(skipReason !== undefined)(`a hub and one agent on one Docker hos
     let pushPort = 0;
     let hostAddress = "";
     const print = (text: string) => process.stdout.write(text);
-    const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
-    /** What both stacks set: their own prefix, host label and log directories, and nothing kept on destroy. */
-    const boxConfig = (prefix: string, host: string, logs: string) => ({
-        [key("namePrefix")]: { value: prefix },
-        [key("hostLabel")]: { value: host },
-        [key("keepVolumesOnDestroy")]: { value: "false" },
-        [key("logSources.deepchatLogPaths[0]")]: { value: path.join(temp, logs, "deepchat/*.log") },
-        [key("logSources.ollamaLogPaths[0]")]: { value: path.join(temp, logs, "ollama/*.log") },
-        [key("logSources.containerPatterns[0]")]: { value: "e2e-none-*" },
-    });
+
+    async function configure(stack: Stack, box: E2eBox): Promise<void> {
+        const config = e2eStackConfig(box);
+        await stack.setAllConfig(Object.fromEntries(Object.entries(config).map(([key, value]) => [`${CONFIG_NAMESPACE}:${key}`, { value }])), false);
+    }
 
     beforeAll(async () => {
         temp = fs.mkdtempSync(path.join(os.tmpdir(), "obs-e2e-hub-"));
         for (const directory of ["work", "state", "hub/deepchat", "hub/ollama", "agent/deepchat", "agent/ollama"]) fs.mkdirSync(path.join(temp, directory), { recursive: true });
         const pulumiCommand = await PulumiCommand.get().catch(() => PulumiCommand.get({ root: homeCliRoot() }));
         workspace = await createThrowawayWorkspace({ projectRoot: PROJECT_ROOT, workDir: path.join(temp, "work"), stateDirectory: path.join(temp, "state"), pulumiCommand });
-        hostAddress = dockerHostAddress();
-        pushPort = await freePort();
+        const host = dockerHostAddress(hostNetwork);
+        hostAddress = host.address;
+        [pushPort] = await freePorts(1, hostAddress);
+        const [grafana, loki] = await freePorts(2);
 
         hub = await Stack.create("hub", workspace);
-        await hub.setAllConfig(
-            {
-                ...boxConfig(hubPrefix, hubHost, "hub"),
-                [key("role")]: { value: "hub" },
-                [key("agents[0]")]: { value: agentHost },
-                [key("pushProxy.port")]: { value: String(pushPort) },
-                [key("pushProxy.bindAddress")]: { value: hostAddress },
-                [key("pushProxy.externalUrl")]: { value: `http://${hostAddress}:${pushPort}` },
-                [key("grafanaPort")]: { value: String(await freePort()) },
-                [key("lokiPort")]: { value: String(await freePort()) },
-                [key("ollamaProbe.enabled")]: { value: "false" },
-            },
-            true,
-        );
+        await configure(hub, {
+            namePrefix: hubPrefix,
+            hostLabel: hubHost,
+            logDirectory: path.join(temp, "hub"),
+            ollamaProbe: false,
+            role: { kind: "hub", ports: { grafana, loki, push: pushPort }, pushAddress: hostAddress, agents: [agentHost] },
+        });
         agent = await Stack.create("agent", workspace);
-        await agent.setAllConfig(
-            {
-                ...boxConfig(agentPrefix, agentHost, "agent"),
-                [key("role")]: { value: "agent" },
-                [key("hub.stack")]: { value: "organization/deepchat-observability/hub" },
-            },
-            true,
-        );
-        print(`[test:e2e] hub ${hubPrefix} (${hubHost}), agent ${agentPrefix} (${agentHost}), push endpoint ${hostAddress}:${pushPort}, state in ${temp}\n`);
+        // A file backend names another stack organization/<project>/<stack>.
+        await configure(agent, { namePrefix: agentPrefix, hostLabel: agentHost, logDirectory: path.join(temp, "agent"), ollamaProbe: true, role: { kind: "agent", hubStack: "organization/deepchat-observability/hub" } });
+        print(`[test:e2e] hub ${hubPrefix} (${hubHost}), agent ${agentPrefix} (${agentHost}), push endpoint ${hostAddress}:${pushPort} (${host.source}), state in ${temp}\n`);
     });
 
     afterAll(async () => {
+        const deadline = hookDeadline();
+        const log = (line: string) => print(`[test:e2e] ${line}\n`);
         // Agent first: it reads the hub's outputs.
-        for (const [name, stack, prefix] of [
-            ["agent", agent, agentPrefix],
-            ["hub", hub, hubPrefix],
-        ] as const) {
-            if (!stack || destroyed[name]) continue;
-            try {
-                await stack.destroy({ onOutput: print, color: "never" });
-                destroyed[name] = true;
-            } catch (error) {
-                print(`[test:e2e] cleanup destroy of ${name} failed: ${error instanceof Error ? error.message : String(error)}\n  By hand: ${manualCleanup(prefix)}\n`);
-            }
+        const left = ([["agent", agent, agentPrefix], ["hub", hub, hubPrefix]] as const).filter(([name, stack]) => stack !== undefined && !destroyed[name]);
+        for (const [index, [name, stack, prefix]] of left.entries()) {
+            if (!stack || !workspace) continue;
+            const outcome = await cleanUpStack(stackCleanup(stack, workspace, prefix), operationBudgetMs(deadline, Date.now(), CLEANUP_RESERVE_MS, left.length - index), log);
+            destroyed[name] = outcome.destroyed;
+            if (!outcome.destroyed) log(`${name}: removed by name: ${outcome.removedByName.join(", ") || "nothing"}. By hand: ${manualCleanup(prefix)}`);
         }
+        removeNetwork(hostNetwork);
         if (workspace && destroyed.hub && destroyed.agent) {
             await workspace.removeStack("agent").catch(() => undefined);
             await workspace.removeStack("hub").catch(() => undefined);
             fs.rmSync(temp, { recursive: true, force: true });
+        } else {
+            log(`state kept in ${temp}/state`);
         }
     });
 
     it("up creates the hub with its push endpoint, and an agent with only Promtail and the probe", async () => {
-        expect((await requireStack(hub).up({ onOutput: print, color: "never" })).summary.result).toBe("succeeded");
+        const deadline = testDeadline();
+        expect((await bounded("up of the hub", deadline, (signal) => requireStack(hub).up({ onOutput: print, color: "never", signal }))).summary.result).toBe("succeeded");
         expect(dockerNames("containers", hubPrefix)).toEqual(expect.arrayContaining([`${hubPrefix}-loki`, `${hubPrefix}-grafana`, `${hubPrefix}-promtail`, `${hubPrefix}-push-proxy`]));
-        expect((await requireStack(agent).up({ onOutput: print, color: "never" })).summary.result).toBe("succeeded");
+        expect((await bounded("up of the agent", deadline, (signal) => requireStack(agent).up({ onOutput: print, color: "never", signal }))).summary.result).toBe("succeeded");
         expect(dockerNames("containers", agentPrefix)).toEqual([`${agentPrefix}-ollama-probe`, `${agentPrefix}-promtail`]);
         expect(dockerNames("volumes", agentPrefix)).toEqual([`${agentPrefix}-promtail-positions`]);
     });
@@ -149,9 +143,10 @@ describe.skipIf(skipReason !== undefined)(`a hub and one agent on one Docker hos
     });
 
     it("destroy (agent, then hub) leaves no container, network or volume of either", async () => {
-        expect((await requireStack(agent).destroy({ onOutput: print, color: "never" })).summary.result).toBe("succeeded");
+        const deadline = testDeadline();
+        expect((await bounded("destroy of the agent", deadline, (signal) => requireStack(agent).destroy({ onOutput: print, color: "never", signal }))).summary.result).toBe("succeeded");
         destroyed.agent = true;
-        expect((await requireStack(hub).destroy({ onOutput: print, color: "never" })).summary.result).toBe("succeeded");
+        expect((await bounded("destroy of the hub", deadline, (signal) => requireStack(hub).destroy({ onOutput: print, color: "never", signal }))).summary.result).toBe("succeeded");
         destroyed.hub = true;
         for (const prefix of [hubPrefix, agentPrefix]) {
             expect(dockerNames("containers", prefix)).toEqual([]);

@@ -5,21 +5,25 @@
  *   up → verify (in process) → change loki.retention: preview replaces exactly the Loki
  *   container → destroy → no container, network or volume of the stack is left.
  *
- * The stack is isolated from an operator's: its own file backend and work directory in a
- * temp directory, a unique namePrefix (obs-e2e-xxxx), free ports, log directories of its own,
- * keepVolumesOnDestroy=false. Without a Docker engine or a Pulumi CLI it skips, saying why.
+ * The stack is isolated from an operator's: its own file backend, passphrase and work
+ * directory in a temp directory, a unique namePrefix (obs-e2e-<6 hex>), free ports (never
+ * 3000/3100), log directories and container patterns of its own, keepVolumesOnDestroy=false,
+ * the GPU probe off (labPlan.e2eStackConfig). Each Pulumi operation is aborted in time for the
+ * CLI to release its lock before vitest's timeout; afterAll then cancels, destroys and
+ * removes the stack, or removes its containers by name. Without a Docker engine or a Pulumi
+ * CLI it skips, saying why.
  */
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PulumiCommand, Stack, type EngineEvent, type LocalWorkspace, type StepEventMetadata } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../support/freePort";
+import { freePorts } from "../support/freePort";
 import { JOBS } from "../../components/logSchema";
 import { CONFIG_NAMESPACE } from "../../components/settings";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
-import { dockerNames, lifecycleSkipReason, manualCleanup } from "./labBox";
+import { bounded, CLEANUP_RESERVE_MS, dockerNames, hookDeadline, lifecycleSkipReason, manualCleanup, stackCleanup, testDeadline } from "./labBox";
+import { cleanUpStack, e2eRunId, e2eStackConfig, operationBudgetMs } from "./labPlan";
 import { runVerification } from "../../scripts/verify/checks";
 import { formatResultLine } from "../../scripts/verify/reporter";
 import { parseStackOutputs, plainOutputValues } from "../../scripts/verify/stackOutputs";
@@ -32,8 +36,9 @@ if (skipReason !== undefined) {
 }
 
 describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away stack${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
-    // 30 characters at most (namePrefix rule); random so a leftover of an aborted run never collides.
-    const prefix = `obs-e2e-${crypto.randomBytes(2).toString("hex")}`;
+    // Random per run, so a leftover of an aborted run never collides; never an operator's "obs".
+    const runId = e2eRunId();
+    const prefix = `obs-e2e-${runId}`;
     let temp = "";
     let workspace: LocalWorkspace | undefined;
     let stack: Stack | undefined;
@@ -52,43 +57,31 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
             pulumiCommand,
         });
         stack = await Stack.create(STACK_NAME, workspace);
-        const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
-        await stack.setAllConfig(
-            {
-                [key("namePrefix")]: { value: prefix },
-                [key("grafanaPort")]: { value: String(await freePort()) },
-                [key("lokiPort")]: { value: String(await freePort()) },
-                [key("keepVolumesOnDestroy")]: { value: "false" },
-                // Our own directories: the stack mounts them, and verify may write its canary there.
-                [key("logSources.deepchatLogPaths[0]")]: { value: path.join(temp, "logs/deepchat/*.log") },
-                [key("logSources.ollamaLogPaths[0]")]: { value: path.join(temp, "logs/ollama/*.log") },
-                [key("logSources.containerPatterns[0]")]: { value: "deepchat*" },
-                [key("logSources.containerPatterns[1]")]: { value: "ollama*" },
-            },
-            true,
-        );
+        const [grafana, loki] = await freePorts(2);
+        // Our own directories: the stack mounts them, and verify may write its canary there.
+        const config = e2eStackConfig({ namePrefix: prefix, hostLabel: `e2e-${runId}`, logDirectory: path.join(temp, "logs"), ollamaProbe: true, role: { kind: "standalone", ports: { grafana, loki } } });
+        await stack.setAllConfig(Object.fromEntries(Object.entries(config).map(([key, value]) => [`${CONFIG_NAMESPACE}:${key}`, { value }])), false);
         print(`[test:e2e] stack ${STACK_NAME}, namePrefix ${prefix}, state and logs in ${temp}\n`);
     });
 
     afterAll(async () => {
-        if (stack && !destroyed) {
-            // A failed step must not leave containers behind on the lab box.
-            try {
-                await stack.destroy({ onOutput: print, color: "never" });
-                destroyed = true;
-            } catch (error) {
-                print(
-                    `[test:e2e] cleanup destroy failed: ${error instanceof Error ? error.message : String(error)}\n` +
-                        `  State kept in ${temp}/state. By hand: ${manualCleanup(prefix)}\n`,
-                );
+        const deadline = hookDeadline();
+        if (stack && workspace && !destroyed) {
+            // A failed or aborted step must not leave containers behind on the lab box.
+            const log = (line: string) => print(`[test:e2e] ${line}\n`);
+            const outcome = await cleanUpStack(stackCleanup(stack, workspace, prefix), operationBudgetMs(deadline, Date.now(), CLEANUP_RESERVE_MS), log);
+            destroyed = outcome.destroyed;
+            if (!destroyed) {
+                log(`removed by name: ${outcome.removedByName.join(", ") || "nothing"}. State kept in ${temp}/state. Check with: docker ps -a --filter name=^${prefix}-; by hand: ${manualCleanup(prefix)}`);
             }
+        } else if (workspace && destroyed) {
+            await workspace.removeStack(STACK_NAME).catch(() => undefined);
         }
-        if (workspace && destroyed) await workspace.removeStack(STACK_NAME).catch(() => undefined);
         if (temp && destroyed) fs.rmSync(temp, { recursive: true, force: true });
     });
 
     it("up creates the stack's containers, network and volumes", async () => {
-        const result = await requireStack().up({ onOutput: print, color: "never" });
+        const result = await bounded(`up of ${prefix}`, testDeadline(), (signal) => requireStack().up({ onOutput: print, color: "never", signal }));
         expect(result.summary.result).toBe("succeeded");
         expect(dockerNames("containers", prefix)).toEqual(expect.arrayContaining([`${prefix}-loki`, `${prefix}-promtail`, `${prefix}-grafana`]));
         expect(dockerNames("networks", prefix)).toEqual([`${prefix}-net`]);
@@ -113,14 +106,17 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
 
     it("changing loki.retention previews exactly one replacement: the Loki container", async () => {
         const current = requireStack();
-        await current.setConfig(`${CONFIG_NAMESPACE}:loki.retention`, { value: "7d" }, true);
+        await current.setConfig(`${CONFIG_NAMESPACE}:loki`, { value: JSON.stringify({ retention: "7d" }) }, false);
         const steps: StepEventMetadata[] = [];
-        const preview = await current.preview({
-            color: "never",
-            onEvent: (event: EngineEvent) => {
-                if (event.resourcePreEvent) steps.push(event.resourcePreEvent.metadata);
-            },
-        });
+        const preview = await bounded(`preview of ${prefix}`, testDeadline(), (signal) =>
+            current.preview({
+                color: "never",
+                signal,
+                onEvent: (event: EngineEvent) => {
+                    if (event.resourcePreEvent) steps.push(event.resourcePreEvent.metadata);
+                },
+            }),
+        );
         const replacementOps = ["replace", "create-replacement", "delete-replaced"];
         const replaced = [...new Map(steps.filter((step) => replacementOps.includes(step.op)).map((step) => [step.urn, step])).values()];
         const otherChanges = steps.filter((step) => !["same", "read"].includes(step.op) && !replaced.some((item) => item.urn === step.urn));
@@ -134,7 +130,7 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
     });
 
     it("destroy leaves no container, network or volume of the stack (keepVolumesOnDestroy=false)", async () => {
-        const result = await requireStack().destroy({ onOutput: print, color: "never" });
+        const result = await bounded(`destroy of ${prefix}`, testDeadline(), (signal) => requireStack().destroy({ onOutput: print, color: "never", signal }));
         destroyed = true;
         expect(result.summary.result).toBe("succeeded");
         expect(dockerNames("containers", prefix)).toEqual([]);
