@@ -109,8 +109,9 @@ export async function findPulumiCli(options: { readonly install: boolean; readon
     }
     if (!options.install) {
         throw new OperatorError(
-            `The Pulumi CLI is not on PATH and not in ${root}. Run \`npm run deploy\` (it installs the CLI there), ` +
-                "or install it yourself: https://www.pulumi.com/docs/install/",
+            // No `npm run deploy` here: on a box whose stack is not "dev" it would create a second stack.
+            `The Pulumi CLI is not on PATH and not in ${root}. Put the CLI this stack was deployed with on PATH, ` +
+                "or install it: https://www.pulumi.com/docs/install/",
         );
     }
     options.log(`Pulumi CLI not found on PATH: installing Pulumi ${sdkVersion} into ${root} (downloads from get.pulumi.com; your PATH and shell files are not changed).`);
