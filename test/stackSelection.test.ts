@@ -193,7 +193,7 @@ describe("verify's advice never leads to a second stack", () => {
                 [],
             );
             expect(code).toBe(2);
-            expect(text).toMatch(new RegExp(`stack "box" .* is not deployed .*\`pulumi up --stack box\` on this box \\(a ${role} stack`));
+            expect(text).toMatch(new RegExp(`stack "box" .* is not deployed .*\`pulumi up --stack box\` on this box \\(an? ${role} stack`));
             expect(text).not.toMatch(/npm run (deploy|up)/);
         }
     });
