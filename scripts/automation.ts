@@ -109,8 +109,9 @@ export async function findPulumiCli(options: { readonly install: boolean; readon
     }
     if (!options.install) {
         throw new OperatorError(
-            `The Pulumi CLI is not on PATH and not in ${root}. Run \`npm run deploy\` (it installs the CLI there), ` +
-                "or install it yourself: https://www.pulumi.com/docs/install/",
+            // No `npm run deploy` here: on a box whose stack is not "dev" it would create a second stack.
+            `The Pulumi CLI is not on PATH and not in ${root}. Put the CLI this stack was deployed with on PATH, ` +
+                "or install it: https://www.pulumi.com/docs/install/",
         );
     }
     options.log(`Pulumi CLI not found on PATH: installing Pulumi ${sdkVersion} into ${root} (downloads from get.pulumi.com; your PATH and shell files are not changed).`);
@@ -201,31 +202,75 @@ export function generatedPassphraseNotice(file: string): string {
 
 // ---------------------------------------------------------------- stacks
 
+/** A stack that is not there, for the message that says what to do about it. */
+export interface MissingStack {
+    /** The stack asked for; undefined when none was named and the CLI has none selected. */
+    readonly stackName: string | undefined;
+    readonly backend: BackendChoice;
+    /** The stacks that do exist on that backend (short names). */
+    readonly existing: readonly string[];
+}
+
+/** Thrown instead of creating a stack, with the caller's advice. */
+export class MissingStackError extends OperatorError {
+    constructor(
+        readonly missing: MissingStack,
+        advice: string,
+    ) {
+        super(`${describeMissingStack(missing)} ${advice}`);
+        this.name = "MissingStackError";
+    }
+}
+
+export function describeMissingStack(missing: MissingStack): string {
+    const where = `${missing.backend.url} (backend from ${missing.backend.source})`;
+    const others = missing.existing.length > 0 ? `Stacks there: ${missing.existing.join(", ")}.` : "There is no stack there.";
+    if (missing.stackName === undefined) return `No stack was named and the Pulumi CLI has none selected for this project in ${where}. ${others}`;
+    return `Stack "${missing.stackName}" does not exist in ${where}. ${others}`;
+}
+
+/** `organization/project/hub` → `hub`: the name `--stack` and the passphrase file use. */
+export function shortStackName(name: string): string {
+    return name.slice(name.lastIndexOf("/") + 1);
+}
+
 export interface OpenStackOptions {
-    readonly stackName: string;
-    /** Create the stack when it does not exist (deploy, preview, up). */
+    /** The stack to open; undefined: the one the CLI has selected for this project (read, never changed). */
+    readonly stackName: string | undefined;
+    /** Create the stack when it does not exist (deploy, up). Needs a stackName. */
     readonly createIfMissing: boolean;
+    /** Without createIfMissing: what the operator should do about a missing stack. */
+    readonly missingStackAdvice?: (missing: MissingStack) => string;
     /** Install the Pulumi CLI into the home directory when it is missing. */
     readonly installCli: boolean;
     readonly log: Log;
     readonly projectRoot?: string;
     readonly env?: NodeJS.ProcessEnv;
+    /** The CLI to run instead of looking for one (tests use a stand-in). */
+    readonly pulumiCommand?: PulumiCommand;
 }
 
 export interface OpenedStack {
     readonly stack: Stack;
+    /** The stack's short name: as asked for, or the CLI's selected stack. */
+    readonly stackName: string;
     readonly created: boolean;
     readonly backend: BackendChoice;
     readonly passphrase: PassphraseChoice;
 }
 
-/** The project's stack on the project's backend, with a passphrase, ready for up/preview/destroy/outputs. */
+/**
+ * The project's stack on the project's backend, with a passphrase, ready for
+ * up/preview/destroy/outputs. An existing stack is opened without `pulumi stack select`, so
+ * the stack the operator's plain `pulumi` commands act on stays what it was; only a stack this
+ * call creates becomes the selected one, as with `pulumi stack init`.
+ */
 export async function openProjectStack(options: OpenStackOptions): Promise<OpenedStack> {
     const projectRoot = options.projectRoot ?? PROJECT_ROOT;
     const env = options.env ?? process.env;
     const projectFile = readProjectFile(projectRoot);
     const backend = chooseBackend(projectRoot, projectFile, env);
-    const pulumiCommand = await findPulumiCli({ install: options.installCli, log: options.log });
+    const pulumiCommand = options.pulumiCommand ?? (await findPulumiCli({ install: options.installCli, log: options.log }));
     if (backend.localDirectory !== undefined) {
         // The file backend refuses a directory that does not exist ("unable to open bucket").
         fs.mkdirSync(backend.localDirectory, { recursive: true });
@@ -238,18 +283,32 @@ export async function openProjectStack(options: OpenStackOptions): Promise<Opene
     });
 
     const stacks = await workspace.listStacks();
-    const exists = stacks.some((summary) => summary.name === options.stackName || summary.name.endsWith(`/${options.stackName}`));
-    if (!exists && !options.createIfMissing) {
-        throw new OperatorError(
-            `Stack "${options.stackName}" does not exist in ${backend.url} (backend from ${backend.source}): it was never deployed here. ` +
-                "Deploy it with `npm run deploy`.",
-        );
+    const existing = stacks.map((summary) => shortStackName(summary.name));
+    const selected = stacks.find((summary) => summary.current);
+    const stackName = options.stackName ?? (selected === undefined ? undefined : shortStackName(selected.name));
+    const exists = stacks.some((summary) => summary.name === stackName || shortStackName(summary.name) === stackName);
+    if (stackName === undefined || (!exists && !options.createIfMissing)) {
+        const missing: MissingStack = { stackName, backend, existing };
+        const advice = options.missingStackAdvice?.(missing) ?? "`pulumi stack ls` lists the stacks; name one with `--stack <name>`.";
+        throw new MissingStackError(missing, advice);
     }
-    const passphrase = choosePassphrase({ stackName: options.stackName, stackExists: exists, mayGenerate: options.createIfMissing, env, log: options.log });
+    const passphrase = choosePassphrase({ stackName, stackExists: exists, mayGenerate: options.createIfMissing, env, log: options.log });
     Object.assign(workspace.envVars, passphrase.env);
 
-    const stack = exists ? await Stack.select(options.stackName, workspace) : await Stack.create(options.stackName, workspace);
-    return { stack, created: !exists, backend, passphrase };
+    const stack = exists ? await openWithoutSelecting(stackName, workspace) : await Stack.create(stackName, workspace);
+    return { stack, stackName, created: !exists, backend, passphrase };
+}
+
+/**
+ * An Automation API Stack for an existing stack, without `pulumi stack select`: Stack.select
+ * runs it, and it would change the stack of every later plain `pulumi` command. Each Stack
+ * operation passes `--stack` itself, and `pulumi stack ls` has shown that the stack exists, so
+ * the selection is only skipped: the workspace seen by the Stack differs in that one method.
+ */
+async function openWithoutSelecting(stackName: string, workspace: LocalWorkspace): Promise<Stack> {
+    const keepSelection: PropertyDescriptorMap = { selectStack: { value: async (): Promise<void> => undefined } };
+    const view = Object.create(workspace, keepSelection) as LocalWorkspace;
+    return Stack.select(stackName, view);
 }
 
 // ---------------------------------------------------------------- throw-away stacks (e2e)

@@ -3,9 +3,13 @@
  * lifecycle through the Automation API, so a fresh lab box needs only `npm ci && npm run deploy`:
  * no Pulumi Cloud account (file backend), no CLI on PATH (installed into ~/.pulumi if missing),
  * no passphrase to invent (generated once, 0600, outside the repository, and announced).
+ * Only `up` creates a stack; preview and destroy open an existing one, and none of them
+ * changes the stack the CLI has selected.
  */
 import * as readline from "readline";
-import { DEFAULT_STACK, generatedPassphraseNotice, OperatorError, openProjectStack } from "./automation";
+import type { PulumiCommand } from "@pulumi/pulumi/automation";
+import { DEFAULT_STACK, generatedPassphraseNotice, OperatorError, openProjectStack, type MissingStack } from "./automation";
+import { destroyStack, dockerCli, type DockerCli } from "./destroy";
 import { formatOutputsMasked } from "./verify/stackOutputs";
 
 const ACTIONS = ["up", "preview", "destroy"] as const;
@@ -14,8 +18,10 @@ type Action = (typeof ACTIONS)[number];
 const USAGE = `Usage: npm run deploy | up | preview | destroy [-- options]
 
   deploy, up   create the stack if needed (stack "${DEFAULT_STACK}"), deploy it, print its outputs
-  preview      show what \`up\` would change
-  destroy      remove the stack's containers and network (volumes too if keepVolumesOnDestroy=false)
+  preview      show what \`up\` would change (the stack must exist; nothing is created)
+  destroy      remove the stack's containers and network. First it applies keepVolumesOnDestroy
+               as configured now (false: the volumes go too) and detaches containers of other
+               projects from the stack's network (e.g. a containerised Ollama)
 
 Options:
   --stack <name>   stack name (default: ${DEFAULT_STACK})
@@ -50,18 +56,65 @@ export function parseDeployArguments(argv: readonly string[]): DeployArguments {
     return { action, stackName, yes, help };
 }
 
-async function main(argv: readonly string[]): Promise<number> {
+/** What a missing stack means for each action that does not create one. */
+export function missingStackAdvice(action: Exclude<Action, "up">, missing: MissingStack): string {
+    const name = missing.stackName ?? "<name>";
+    if (action === "preview") {
+        return (
+            "Preview creates nothing. Create and deploy the stack with " +
+            `\`npm run deploy -- --stack ${name}\`, or create it empty with \`pulumi stack init ${name}\` ` +
+            `(then \`pulumi config set ...\` and \`npm run preview -- --stack ${name}\`).`
+        );
+    }
+    return "Nothing to destroy. `pulumi stack ls` lists the stacks; name one with `--stack <name>`.";
+}
+
+/** The outside world of the command; tests replace parts of it. */
+export interface DeployIo {
+    readonly write: (text: string) => void;
+    /** Where a problem for the operator goes; default: write. */
+    readonly writeError?: (text: string) => void;
+    readonly env: NodeJS.ProcessEnv;
+    readonly color: boolean;
+    readonly projectRoot?: string;
+    /** A CLI to use instead of finding (or installing) one. */
+    readonly pulumiCommand?: PulumiCommand;
+    readonly docker?: DockerCli;
+    /** Asks before destroying; default: type the stack name on the terminal. */
+    readonly confirmDestroy?: (stackName: string) => Promise<boolean>;
+}
+
+/** The whole command; returns the exit code (2: the operator must fix something first). */
+export async function runDeploy(argv: readonly string[], io: DeployIo): Promise<number> {
+    try {
+        return await deploy(argv, io);
+    } catch (error) {
+        if (error instanceof OperatorError) {
+            (io.writeError ?? io.write)(`\n✗ ${error.message}\n`);
+            return 2;
+        }
+        throw error;
+    }
+}
+
+async function deploy(argv: readonly string[], io: DeployIo): Promise<number> {
+    const say = (line: string) => io.write(`${line}\n`);
     const args = parseDeployArguments(argv);
     if (args.help) {
         say(USAGE);
         return 0;
     }
-    say(`deepchat-observability: ${args.action} stack "${args.stackName}"`);
+    const action = args.action;
+    say(`deepchat-observability: ${action} stack "${args.stackName}"`);
     const opened = await openProjectStack({
         stackName: args.stackName,
-        createIfMissing: args.action !== "destroy",
+        createIfMissing: action === "up",
+        missingStackAdvice: action === "up" ? undefined : (missing) => missingStackAdvice(action, missing),
         installCli: true,
         log: say,
+        env: io.env,
+        projectRoot: io.projectRoot,
+        pulumiCommand: io.pulumiCommand,
     });
     say(`  backend     ${opened.backend.url} (from ${opened.backend.source})`);
     say(`  secrets     passphrase: ${opened.passphrase.description}`);
@@ -69,11 +122,11 @@ async function main(argv: readonly string[]): Promise<number> {
     if (opened.passphrase.generatedFile) say(`\n${generatedPassphraseNotice(opened.passphrase.generatedFile)}`);
     say("");
 
-    const streaming = { onOutput: (text: string) => process.stdout.write(text), color: process.stdout.isTTY ? ("always" as const) : ("never" as const) };
-    switch (args.action) {
+    const streaming = { onOutput: io.write, color: io.color ? ("always" as const) : ("never" as const) };
+    switch (action) {
         case "preview": {
             const result = await opened.stack.preview({ ...streaming, diff: false });
-            say(`\nPreview: ${JSON.stringify(result.changeSummary)}. Apply with \`npm run up\`.`);
+            say(`\nPreview: ${JSON.stringify(result.changeSummary)}. Apply with \`npm run up -- --stack ${args.stackName}\`.`);
             return 0;
         }
         case "up": {
@@ -84,21 +137,24 @@ async function main(argv: readonly string[]): Promise<number> {
             return 0;
         }
         case "destroy": {
-            if (!args.yes && !(await confirmDestroy(args.stackName))) {
+            const confirm = io.confirmDestroy ?? confirmOnTerminal;
+            if (!args.yes && !(await confirm(args.stackName))) {
                 say("Nothing destroyed.");
                 return 1;
             }
-            await opened.stack.destroy(streaming);
+            const outcome = await destroyStack(opened.stack, { docker: io.docker ?? dockerCli, log: say, streaming });
+            say(`\nStack "${args.stackName}" is empty; its history stays in ${opened.backend.url}.`);
             say(
-                `\nStack "${args.stackName}" is empty; its history stays in ${opened.backend.url}. ` +
-                    "Named volumes stay too unless keepVolumesOnDestroy=false.",
+                outcome.keptVolumes.length > 0
+                    ? `Volumes kept (keepVolumesOnDestroy): ${outcome.keptVolumes.join(", ")}. Delete them with \`docker volume rm ${outcome.keptVolumes.join(" ")}\`.`
+                    : "Its volumes were deleted with it (keepVolumesOnDestroy is false).",
             );
             return 0;
         }
     }
 }
 
-async function confirmDestroy(stackName: string): Promise<boolean> {
+async function confirmOnTerminal(stackName: string): Promise<boolean> {
     if (!process.stdin.isTTY) {
         throw new OperatorError(`Refusing to destroy stack "${stackName}" without a terminal to confirm on; add --yes (npm run destroy -- --yes).`);
     }
@@ -113,21 +169,17 @@ async function confirmDestroy(stackName: string): Promise<boolean> {
     }
 }
 
-function say(line: string): void {
-    process.stdout.write(`${line}\n`);
-}
-
 if (require.main === module) {
-    main(process.argv.slice(2)).then(
+    runDeploy(process.argv.slice(2), {
+        write: (text) => process.stdout.write(text),
+        writeError: (text) => process.stderr.write(text),
+        env: process.env,
+        color: Boolean(process.stdout.isTTY),
+    }).then(
         (code) => {
             process.exitCode = code;
         },
         (error: unknown) => {
-            if (error instanceof OperatorError) {
-                process.stderr.write(`\n✗ ${error.message}\n`);
-                process.exitCode = 2;
-                return;
-            }
             // Pulumi's own output was streamed above; its error names the failing resource.
             const message = error instanceof Error ? error.message : String(error);
             process.stderr.write(`\n✗ The Pulumi operation failed (its output is above):\n${message.trim().split("\n").slice(-15).join("\n")}\n`);

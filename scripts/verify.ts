@@ -3,18 +3,31 @@
  * them. Exit code 0: every check passed (skipped ones allowed); 1: a check failed; 2: the
  * checks could not run (no deployed stack, unreadable outputs, bad arguments).
  */
+import type { PulumiCommand } from "@pulumi/pulumi/automation";
+import type { MissingStack } from "./automation";
 import { runVerification, type VerifyBudgets } from "./verify/checks";
 import { consoleReporter, formatSummary } from "./verify/reporter";
-import { parseStackOutputs, plainOutputValues, readStackOutputsFile, resolveGrafanaAuth, StackNotDeployedError, StackOutputsError, type StackOutputs } from "./verify/stackOutputs";
+import {
+    AgentStackError,
+    parseStackOutputs,
+    plainOutputValues,
+    readStackOutputsFile,
+    resolveGrafanaAuth,
+    StackNotDeployedError,
+    StackOutputsError,
+    type StackOutputs,
+} from "./verify/stackOutputs";
 
 const USAGE = `Usage: npm run verify [-- options]
 
 Checks a deployed stack: Loki /ready; a canary line pushed to Loki and queried back; a canary
-line appended to a collected log file and read back through Promtail; Grafana /api/health;
-the Loki datasource's health; the dashboards; the alert rules; the canary through Grafana.
+line appended to a collected log file and read back through Promtail; on a hub, a recent probe
+line from each expected box; Grafana /api/health; the Loki datasource's health; the
+dashboards; the alert rules; the canary through Grafana. It changes no stack and no selection.
 
 Options:
-  --stack <name>          stack to verify (default: dev)
+  --stack <name>          stack to verify (default: the stack the Pulumi CLI has selected;
+                          \`pulumi stack ls\` lists them)
   --outputs-file <path>   read outputs from a file written by
                           \`pulumi stack output --json --show-secrets > <path>\` instead of Pulumi
   --help                  show this text
@@ -31,16 +44,20 @@ export interface CliIo {
     readonly color: boolean;
     /** Tests shrink the waits. */
     readonly budgets?: Partial<VerifyBudgets>;
+    /** Tests: a project directory and a stand-in CLI. */
+    readonly projectRoot?: string;
+    readonly pulumiCommand?: PulumiCommand;
 }
 
 interface CliArguments {
-    readonly stackName: string;
+    /** Undefined: the stack the CLI has selected. */
+    readonly stackName?: string;
     readonly outputsFile?: string;
     readonly help: boolean;
 }
 
 export function parseArguments(argv: readonly string[]): CliArguments {
-    let stackName = "dev";
+    let stackName: string | undefined;
     let outputsFile: string | undefined;
     let help = false;
     for (let index = 0; index < argv.length; index++) {
@@ -100,13 +117,60 @@ async function loadOutputs(args: CliArguments, io: CliIo): Promise<{ outputs: St
     }
     // Loaded only here: the Automation API is not needed to verify from a file.
     const { openProjectStack } = await import("./automation");
-    const opened = await openProjectStack({ stackName: args.stackName, createIfMissing: false, installCli: false, env: io.env, log: io.write });
-    const where = `stack "${args.stackName}" (${opened.backend.url})`;
+    // Never creates or selects a stack: the outputs are read with `--stack`.
+    const opened = await openProjectStack({
+        stackName: args.stackName,
+        createIfMissing: false,
+        missingStackAdvice: verifyMissingStackAdvice,
+        installCli: false,
+        env: io.env,
+        log: io.write,
+        projectRoot: io.projectRoot,
+        pulumiCommand: io.pulumiCommand,
+    });
+    const where = `stack "${opened.stackName}" (${opened.backend.url})`;
+    let raw: Record<string, unknown>;
     try {
-        return { outputs: parseStackOutputs(plainOutputValues(await opened.stack.outputs()), where), source: where };
+        raw = plainOutputValues(await opened.stack.outputs());
     } catch (error) {
-        if (error instanceof StackNotDeployedError || error instanceof StackOutputsError) throw error;
         throw new Error(`reading the outputs of ${where} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    try {
+        return { outputs: parseStackOutputs(raw, where), source: where };
+    } catch (error) {
+        if (error instanceof AgentStackError || !(error instanceof StackNotDeployedError || error instanceof StackOutputsError)) throw error;
+        // The same problem again, now with advice for this stack and its role (read only when needed).
+        return { outputs: parseStackOutputs(raw, where, updateAdvice(opened.stackName, await stackRole(opened.stack))), source: where };
+    }
+}
+
+/** Verify never creates a stack: it points at the stacks that exist. */
+export function verifyMissingStackAdvice(missing: MissingStack): string {
+    const choose = "Verify one of them with `npm run verify -- --stack <name>` (`pulumi stack ls` lists them).";
+    if (missing.stackName === undefined) return choose;
+    return `${choose} Stacks on another backend: set PULUMI_BACKEND_URL as when deploying.`;
+}
+
+export type StackRole = "standalone" | "hub" | "agent";
+
+/**
+ * How to deploy this one stack. A hub or an agent is deployed as the README's walk-through
+ * does, with `pulumi up`; neither advice can create a second stack, as a bare `npm run deploy`
+ * (stack "dev", with the same container names) would.
+ */
+export function updateAdvice(stackName: string, role: StackRole | undefined): string {
+    if (role === "standalone") return `\`npm run deploy -- --stack ${stackName}\``;
+    const kind = role === undefined ? "" : ` (${role === "agent" ? "an" : "a"} ${role} stack: see the README, "Several GPU boxes")`;
+    return `\`pulumi up --stack ${stackName}\` on this box${kind}`;
+}
+
+/** The stack's configured role; undefined when its config cannot be read. */
+async function stackRole(stack: { getAllConfig(): Promise<Record<string, { value: string }>> }): Promise<StackRole | undefined> {
+    try {
+        const role = (await stack.getAllConfig())["deepchat-observability:role"]?.value ?? "standalone";
+        return role === "hub" || role === "agent" || role === "standalone" ? role : undefined;
+    } catch {
+        return undefined;
     }
 }
 

@@ -33,6 +33,9 @@ const FAST: VerifyBudgets = {
     fileCanaryBudgetMs: 1_000,
     grafanaQueryBudgetMs: 1_000,
     pollIntervalMs: 50,
+    expectedHostLookBackMs: 300_000,
+    expectedHostsBudgetMs: 400,
+    expectedHostsIntervalMs: 50,
 };
 
 let fake: FakeObservabilityApi | undefined;
@@ -356,10 +359,89 @@ describe("verify reports what is wrong", () => {
     });
 });
 
+describe("verify on a hub: every expected box", () => {
+    const nowNs = (agoMs = 0) => `${BigInt(Date.now() - agoMs) * 1_000_000n}`;
+    const probeLine = '{"probe":"ollama","up":1,"latency_ms":3}';
+    const hubOutputs = { expectedHosts: ["hub-box", "gpu-01", "gpu-02", "gpu-03"], hubHostLabel: "hub-box" };
+
+    /** hub-box and gpu-01 send; gpu-02 fell silent 10 minutes ago; gpu-03 sends, but no probe line. */
+    async function hubWithSilentBoxes(): Promise<FakeObservabilityApi> {
+        const api = await startFake();
+        api.receive({ job: JOBS.ollamaProbe, host: "hub-box" }, [[nowNs(4_000), probeLine]]);
+        api.receive({ job: JOBS.ollamaProbe, host: "gpu-01" }, [[nowNs(30_000), probeLine], [nowNs(15_000), probeLine]]);
+        api.receive({ job: JOBS.ollamaProbe, host: "gpu-02" }, [[nowNs(600_000), probeLine]]);
+        api.receive({ job: JOBS.deepchatWebui, host: "gpu-03", level: "info" }, [[nowNs(2_000), "time=... level=info msg=chat"]]);
+        return api;
+    }
+
+    it("✓ for each box with a recent probe line, ✗ naming each silent box and what to check on it", async () => {
+        const api = await hubWithSilentBoxes();
+        const run = await verify(api, {}, hubOutputs);
+        const box = (host: string) => byId(run, `expected-host-${host}`);
+
+        expect(run.results.map((result) => result.id)).toEqual([
+            ...ALL_CHECKS.slice(0, 3),
+            "expected-host-hub-box",
+            "expected-host-gpu-01",
+            "expected-host-gpu-02",
+            "expected-host-gpu-03",
+            ...ALL_CHECKS.slice(3),
+        ]);
+        expect(box("hub-box")).toMatchObject({ status: "pass", title: 'Box "hub-box": recent probe line' });
+        expect(box("hub-box").detail).toMatch(/^last probe line [45]\.\ds ago$/);
+        // The newest of its lines counts.
+        expect(box("gpu-01").detail).toMatch(/^last probe line 1[56]s ago$/);
+        // A line older than the look-back is silence.
+        expect(box("gpu-02").status).toBe("fail");
+        expect(box("gpu-02").detail).toMatch(/^nothing from gpu-02 in the last 5m\. On gpu-02: .*docker ps --filter name=promtail --filter name=ollama-probe.*401 a wrong password.*hostLabel must be "gpu-02"\. Here: `docker logs obs-push-proxy`/);
+        expect(box("gpu-03").detail).toMatch(/^lines from gpu-03 arrive, but no ollama-probe line in the last 5m\. On gpu-03: `ollamaProbe.enabled` must be true/);
+        expect(run.ok).toBe(false);
+        // Each silent box was asked again within the budget, and no longer.
+        expect(run.progress.some((message) => message.startsWith("no probe line yet from gpu-02, gpu-03"))).toBe(true);
+        expect(box("gpu-02").durationMs).toBeLessThan(FAST.expectedHostsBudgetMs + SCHEDULING_SLACK_MS);
+        for (const query of new Set(api.queries)) expect(checkLogql(query), query).toEqual([]);
+        expect(api.queries).toContain('{job="ollama-probe", host="gpu-02"}');
+    });
+
+    it("the hub's own box silent: what to check here", async () => {
+        const api = await startFake();
+        const run = await verify(api, {}, { expectedHosts: ["hub-box"], hubHostLabel: "hub-box" });
+        expect(byId(run, "expected-host-hub-box").detail).toMatch(
+            /^no ollama-probe line from this box \(the hub\) in the last 5m\. Here: .*`docker logs obs-ollama-probe` and `docker logs obs-promtail`/,
+        );
+    });
+
+    it("all boxes heard from: passes; a box that starts sending during the wait is found", async () => {
+        const api = await startFake();
+        api.receive({ job: JOBS.ollamaProbe, host: "hub-box" }, [[nowNs(), probeLine]]);
+        setTimeout(() => api.receive({ job: JOBS.ollamaProbe, host: "gpu-01" }, [[nowNs(), probeLine]]), 100);
+        const run = await verify(api, {}, { expectedHosts: ["hub-box", "gpu-01"], hubHostLabel: "hub-box" });
+        expect(byId(run, "expected-host-gpu-01").status).toBe("pass");
+        expect(run.ok).toBe(true);
+    });
+
+    it("Loki not ready: the box checks are skipped, not failed", async () => {
+        const api = await startFake({ lokiNotReadyTimes: Number.POSITIVE_INFINITY });
+        const run = await verify(api, {}, hubOutputs);
+        expect(byId(run, "expected-host-gpu-01")).toMatchObject({ status: "skip", detail: expect.stringMatching(/Loki is not ready/) });
+    });
+
+    it("CLI: the silent box's ✗ line carries its name", async () => {
+        const api = await hubWithSilentBoxes();
+        const outputsFile = path.join(logRoot, "outputs.json");
+        fs.writeFileSync(outputsFile, JSON.stringify({ ...api.stackOutputs(collectedLogPaths()), ...hubOutputs }));
+        const lines: string[] = [];
+        const code = await main(["--outputs-file", outputsFile], { write: (line) => lines.push(line), env: {}, color: false, budgets: FAST });
+        expect(code).toBe(1);
+        expect(lines.find((line) => line.startsWith('✗ Box "gpu-02"'))).toMatch(/nothing from gpu-02/);
+        expect(lines.find((line) => line.startsWith('✓ Box "gpu-01"'))).toBeDefined();
+    });
+});
+
 describe("stack outputs", () => {
     it("a stack without outputs is not deployed: exit 2 and what to do", async () => {
         expect(() => parseStackOutputs({}, 'stack "dev"')).toThrow(StackNotDeployedError);
-        expect(() => parseStackOutputs({}, 'stack "dev"')).toThrow(/not deployed .*npm run deploy/);
+        expect(() => parseStackOutputs({}, 'stack "lab"', "`npm run deploy -- --stack lab`")).toThrow(/not deployed .*To deploy it: `npm run deploy -- --stack lab`/);
         const outputsFile = path.join(logRoot, "outputs.json");
         fs.writeFileSync(outputsFile, "{}");
         const lines: string[] = [];

@@ -54,7 +54,7 @@ export function anyJobCanaryQuery(tag: string): string {
     return `{job=~".+"} |= ${logqlString(tag)}`;
 }
 
-function logqlString(value: string): string {
+export function logqlString(value: string): string {
     return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 

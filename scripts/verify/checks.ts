@@ -18,6 +18,7 @@ import {
     pushRequestBody,
     type DirectoryProbe,
 } from "./canary";
+import { anyLineQuery, newestEntryMs, probeLineQuery, silentBoxDetail } from "./expectedHosts";
 import { basicAuthHeader, formatSeconds, HttpFailure, httpRequest, isRecord, parseJson, shorten, type HttpResponse } from "./http";
 import { pollUntil, type Attempt } from "./poll";
 import { resolveGrafanaAuth, type GrafanaAuth, type StackOutputs } from "./stackOutputs";
@@ -54,6 +55,11 @@ export interface VerifyBudgets {
     /** Canary through Grafana's datasource query API. */
     readonly grafanaQueryBudgetMs: number;
     readonly pollIntervalMs: number;
+    /** On a hub: how old a box's newest probe line may be (probes write every 5 to 60 s). */
+    readonly expectedHostLookBackMs: number;
+    /** On a hub: how long to wait for the boxes not heard from yet (a fresh deploy has no line at first). */
+    readonly expectedHostsBudgetMs: number;
+    readonly expectedHostsIntervalMs: number;
 }
 
 export const DEFAULT_BUDGETS: VerifyBudgets = {
@@ -64,6 +70,9 @@ export const DEFAULT_BUDGETS: VerifyBudgets = {
     fileCanaryBudgetMs: 60_000,
     grafanaQueryBudgetMs: 20_000,
     pollIntervalMs: 1_000,
+    expectedHostLookBackMs: 300_000,
+    expectedHostsBudgetMs: 60_000,
+    expectedHostsIntervalMs: 5_000,
 };
 
 export interface VerifyOptions {
@@ -144,6 +153,10 @@ class VerificationRun {
             return outcome;
         });
         await this.check("file-canary", TITLES.fileCanary, () => (lokiReady.status === "pass" ? this.checkFileCanary() : Promise.resolve(skip(notReady))));
+        // Only a hub exports its expected boxes.
+        if (this.outputs.expectedHosts !== undefined) {
+            await this.checkExpectedHosts(this.outputs.expectedHosts, lokiReady.status === "pass" ? undefined : notReady);
+        }
 
         await this.check("grafana-health", TITLES.grafanaHealth, () => this.checkGrafanaHealth());
         const grafanaSkip = this.grafanaGate();
@@ -329,19 +342,93 @@ class VerificationRun {
     }
 
     private async queryOnce(query: string, tag: string, since: Date, timeoutMs = this.budgets.requestTimeoutMs): Promise<FoundLine | undefined> {
+        // A minute of slack either side: the box's clock and Loki's may disagree slightly.
+        const body = await this.queryRange(query, since.getTime() - 60_000, 20, timeoutMs);
+        return findLineInStreams(body, tag);
+    }
+
+    /** Loki's query_range, newest first, from `startMs` to a minute from now. */
+    private async queryRange(query: string, startMs: number, limit: number, timeoutMs: number): Promise<unknown> {
         const parameters = new URLSearchParams({
             query,
-            // A minute of slack either side: the box's clock and Loki's may disagree slightly.
-            start: nanoseconds(since.getTime() - 60_000),
+            start: nanoseconds(startMs),
             end: nanoseconds(Date.now() + 60_000),
-            limit: "20",
+            limit: String(limit),
             direction: "backward",
         });
         const response = await httpRequest(`${this.outputs.lokiUrl}/loki/api/v1/query_range?${parameters}`, { timeoutMs });
         if (response.status !== 200) {
             throw new QueryError(`query_range answered HTTP ${response.status}: ${shorten(response.text)}`, response.status >= 500);
         }
-        return findLineInStreams(parseJson(response, "Loki query_range"), tag);
+        return parseJson(response, "Loki query_range");
+    }
+
+    // ---------------------------------------------------------------- a hub's boxes
+
+    /**
+     * One result per expected box: ✓ with the age of its newest probe line, or ✗ naming the box
+     * and what to check on it. Boxes not heard from are asked again within a bounded budget.
+     */
+    private async checkExpectedHosts(hosts: readonly string[], skipReason: string | undefined): Promise<void> {
+        const title = (host: string) => `Box "${host}": recent probe line`;
+        const id = (host: string) => `expected-host-${host}`;
+        if (skipReason !== undefined) {
+            for (const host of hosts) this.record({ id: id(host), title: title(host), status: "skip", detail: skipReason, durationMs: 0 });
+            return;
+        }
+        const lookBackMs = this.budgets.expectedHostLookBackMs;
+        const newest = new Map<string, number>();
+        const started = Date.now();
+        /** Set while the last attempt could not ask Loki: then a box is unknown, not silent. */
+        let queryProblem: string | undefined;
+        await pollUntil<true>(
+            async (remainingMs): Promise<Attempt<true>> => {
+                const timeoutMs = Math.min(this.budgets.requestTimeoutMs, remainingMs);
+                queryProblem = undefined;
+                for (const host of hosts.filter((candidate) => !newest.has(candidate))) {
+                    try {
+                        const at = newestEntryMs(await this.queryRange(probeLineQuery(host), Date.now() - lookBackMs, 1, timeoutMs));
+                        if (at !== undefined) newest.set(host, at);
+                    } catch (error) {
+                        if (!(error instanceof HttpFailure || error instanceof QueryError)) throw error;
+                        queryProblem = error.message;
+                        const fatal = error instanceof QueryError && !error.retryable;
+                        return { kind: fatal ? "fatal" : "retry", reason: error.message };
+                    }
+                }
+                const silent = hosts.filter((host) => !newest.has(host));
+                return silent.length === 0 ? { kind: "done", value: true } : { kind: "retry", reason: `no probe line yet from ${silent.join(", ")}` };
+            },
+            {
+                budgetMs: this.budgets.expectedHostsBudgetMs,
+                intervalMs: this.budgets.expectedHostsIntervalMs,
+                onRetry: (reason, left) => this.progress("expected boxes", `${reason}; waiting up to ${formatSeconds(left)}`),
+            },
+        );
+        const durationMs = Date.now() - started;
+        for (const host of hosts) {
+            const at = newest.get(host);
+            let outcome: CheckOutcome;
+            if (at !== undefined) {
+                outcome = pass(`last probe line ${formatSeconds(Math.max(0, Date.now() - at))} ago`);
+            } else if (queryProblem !== undefined) {
+                outcome = fail(`cannot tell: Loki's query_range failed: ${queryProblem}`);
+            } else {
+                const other = await this.queryRange(anyLineQuery(host), Date.now() - lookBackMs, 1, this.budgets.requestTimeoutMs)
+                    .then((body) => newestEntryMs(body) !== undefined)
+                    .catch(() => false);
+                outcome = fail(
+                    silentBoxDetail({
+                        host,
+                        isHub: host === this.outputs.hubHostLabel,
+                        otherLinesArrive: other,
+                        lookBackMs,
+                        container: (component) => this.container(component),
+                    }),
+                );
+            }
+            this.record({ id: id(host), title: title(host), status: outcome.status, detail: outcome.detail, durationMs });
+        }
     }
 
     // ---------------------------------------------------------------- Grafana

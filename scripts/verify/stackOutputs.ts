@@ -20,12 +20,26 @@ export interface StackOutputs {
     readonly alertRuleTitles: readonly string[];
     /** Job name → host globs, e.g. { "deepchat-webui": ["/var/log/deepchat/*.log"] }. */
     readonly collectedLogPaths: Readonly<Record<string, readonly string[]>>;
+    /** A hub's boxes (its own hostLabel and its agents'), each expected to send probe lines. */
+    readonly expectedHosts?: readonly string[];
+    /** A hub's own hostLabel. */
+    readonly hubHostLabel?: string;
 }
+
+/**
+ * How to bring a stack's outputs up to date (the errors below end with it). The caller names
+ * the one stack, so that the advice never creates a second one, as a bare `npm run deploy`
+ * (stack "dev") would on a hub. This default is for an outputs file.
+ */
+const OUTPUTS_FILE_ADVICE = "update that stack (`pulumi up --stack <name>` on its box) and write the file again";
 
 /** The stack has no outputs: never deployed, or destroyed. */
 export class StackNotDeployedError extends Error {
-    constructor(readonly where: string) {
-        super(`${where} has no outputs: the stack is not deployed (or was destroyed). Deploy it with \`npm run deploy\`, then run \`npm run verify\` again.`);
+    constructor(
+        readonly where: string,
+        advice: string = OUTPUTS_FILE_ADVICE,
+    ) {
+        super(`${where} has no outputs: the stack is not deployed (or was destroyed). To deploy it: ${advice}; then run \`npm run verify\` again.`);
         this.name = "StackNotDeployedError";
     }
 }
@@ -35,20 +49,17 @@ export class StackOutputsError extends Error {
     constructor(
         readonly where: string,
         readonly problems: string[],
+        advice: string = OUTPUTS_FILE_ADVICE,
     ) {
         super(
             `${where} does not have the outputs this verify command needs:\n` +
                 problems.map((problem) => `  - ${problem}`).join("\n") +
-                "\nIs the stack from an older version of this project? Run `npm run up` to update it.",
+                `\nIs the stack from an older version of this project? To update it: ${advice}.`,
         );
         this.name = "StackOutputsError";
     }
 }
 
-/**
- * Validates outputs as `pulumi stack output --json --show-secrets` prints them
- * (name → plain value). `where` names the source in messages.
- */
 /** An agent's outputs (role agent): it has no Loki or Grafana of its own to check. */
 export class AgentStackError extends StackOutputsError {
     constructor(where: string, hubPushUrl: string) {
@@ -60,11 +71,15 @@ export class AgentStackError extends StackOutputsError {
     }
 }
 
-export function parseStackOutputs(raw: unknown, where: string): StackOutputs {
+/**
+ * Validates outputs as `pulumi stack output --json --show-secrets` prints them
+ * (name → plain value). `where` names the source in messages, `advice` how to update it.
+ */
+export function parseStackOutputs(raw: unknown, where: string, advice: string = OUTPUTS_FILE_ADVICE): StackOutputs {
     if (!isRecord(raw)) {
-        throw new StackOutputsError(where, [`expected a JSON object of outputs, got ${describe(raw)}`]);
+        throw new StackOutputsError(where, [`expected a JSON object of outputs, got ${describe(raw)}`], advice);
     }
-    if (Object.keys(raw).length === 0) throw new StackNotDeployedError(where);
+    if (Object.keys(raw).length === 0) throw new StackNotDeployedError(where, advice);
     if (typeof raw.hubPushUrl === "string" && raw.lokiUrl === undefined) throw new AgentStackError(where, raw.hubPushUrl);
 
     const problems: string[] = [];
@@ -131,10 +146,19 @@ export function parseStackOutputs(raw: unknown, where: string): StackOutputs {
         problems.push(`collectedLogPaths: ${paths === undefined ? "missing" : `${describe(paths)} is not an object`}`);
     }
 
+    let expectedHosts: string[] | undefined;
+    const hosts = raw.expectedHosts;
+    if (Array.isArray(hosts) && hosts.every((host) => typeof host === "string" && host.length > 0)) {
+        expectedHosts = hosts as string[];
+    } else if (hosts !== undefined) {
+        problems.push(`expectedHosts: ${describe(hosts)} is not a list of host labels`);
+    }
+    const hubHostLabel = text("hubHostLabel", true);
+
     if ((grafanaAdminUser === undefined) !== (grafanaAdminPassword === undefined)) {
         problems.push("grafanaAdminUser and grafanaAdminPassword: only one of them is set; a managed Grafana exports both");
     }
-    if (problems.length > 0) throw new StackOutputsError(where, problems);
+    if (problems.length > 0) throw new StackOutputsError(where, problems, advice);
     return {
         grafanaUrl,
         lokiUrl,
@@ -146,6 +170,8 @@ export function parseStackOutputs(raw: unknown, where: string): StackOutputs {
         dashboardUrls,
         alertRuleTitles,
         collectedLogPaths,
+        expectedHosts,
+        hubHostLabel,
     };
 }
 

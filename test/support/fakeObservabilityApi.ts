@@ -4,7 +4,8 @@
  * datasource health, dashboards by uid, provisioning alert rules, /api/ds/query.
  * A scenario decides what goes wrong. It also plays Promtail: at query time it reads the log
  * files of the directories it "collects", so the verify command's file canary really travels
- * through the file system.
+ * through the file system. query_range keeps to its time range, `limit` and `direction`, as
+ * Loki does (the limit counts entries over all streams).
  */
 import * as fs from "fs";
 import * as http from "http";
@@ -104,6 +105,11 @@ export class FakeObservabilityApi {
         };
     }
 
+    /** Lines that arrived from elsewhere (another box's Promtail), as if pushed. */
+    receive(labels: Record<string, string>, values: [string, string][]): void {
+        this.pushed.push({ labels, values });
+    }
+
     async stop(): Promise<void> {
         // Silent paths keep sockets open; close them or close() waits forever.
         this.server.closeAllConnections();
@@ -139,7 +145,9 @@ export class FakeObservabilityApi {
             this.queries.push(query);
             const matches = this.evaluate(query);
             if (typeof matches === "string") return send(400, `parse error: ${matches}\n`, "text/plain");
-            return send(200, { status: "success", data: { resultType: "streams", result: matches } });
+            const limit = Number(url.searchParams.get("limit") ?? "100");
+            const result = limitEntries(inRange(matches, BigInt(start), BigInt(end)), limit, url.searchParams.get("direction") ?? "backward");
+            return send(200, { status: "success", data: { resultType: "streams", result } });
         }
 
         // ---------------------------------------------------------------- Grafana
@@ -279,4 +287,25 @@ export class FakeObservabilityApi {
         }
         return streams;
     }
+}
+
+type StreamResult = { stream: Record<string, string>; values: [string, string][] };
+
+/** Loki's query_range keeps entries with start <= t < end. */
+function inRange(streams: StreamResult[], start: bigint, end: bigint): StreamResult[] {
+    return streams
+        .map((stream) => ({ stream: stream.stream, values: stream.values.filter(([ns]) => BigInt(ns) >= start && BigInt(ns) < end) }))
+        .filter((stream) => stream.values.length > 0);
+}
+
+/** The first `limit` entries over all streams, newest first for "backward". */
+function limitEntries(streams: StreamResult[], limit: number, direction: string): StreamResult[] {
+    const entries = streams.flatMap((stream) => stream.values.map((value) => ({ stream: stream.stream, value })));
+    entries.sort((a, b) => {
+        const order = BigInt(a.value[0]) < BigInt(b.value[0]) ? -1 : BigInt(a.value[0]) > BigInt(b.value[0]) ? 1 : 0;
+        return direction === "forward" ? order : -order;
+    });
+    const kept = new Map<Record<string, string>, [string, string][]>();
+    for (const { stream, value } of entries.slice(0, limit)) kept.set(stream, [...(kept.get(stream) ?? []), value]);
+    return [...kept].map(([stream, values]) => ({ stream, values }));
 }
