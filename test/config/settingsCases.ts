@@ -119,6 +119,9 @@ const VALID: SettingsCase[] = [
         secrets: { hubPassword: "from-the-hub" },
     },
     { name: "agent with hub.stack", values: { hostLabel: "gpu-01", role: "agent", hub: { stack: HUB_STACK } } },
+    { name: "null where it stands for unset", values: { hostLabel: "lab-box", loki: { retention: null }, ollamaProbe: { url: null } } },
+    { name: "hub: null push address and URL", values: { hostLabel: "hub-box", role: "hub", pushProxy: { bindAddress: null, externalUrl: null } } },
+    { name: "agent: null hub.url", values: { hostLabel: "lab-box", role: "agent", hub: { url: null, username: "lab-box" } }, secrets: { hubPassword: "pw-from-hub" } },
     { name: "agent with a short hub.stack", values: { hostLabel: "gpu-01", role: "agent", hub: { stack: "hub" } }, gpu: "present" },
 ];
 
@@ -197,6 +200,8 @@ const INVALID: SettingsCase[] = [
     { name: "model-off-GPU window too short", values: { hostLabel: "lab-box", alerts: { modelOffGpuFor: "40s" }, ollamaProbe: { intervalSeconds: 30, timeoutSeconds: 5 } } },
     { name: "GPU window too short, probe present", values: { hostLabel: "lab-box", alerts: { gpuMemoryFor: "20s" } }, gpu: "present" },
     { name: "GPU window too short, long GPU interval", values: { hostLabel: "lab-box", alerts: { gpuMemoryFor: "1m" }, gpuProbe: { intervalSeconds: 45, timeoutSeconds: 10 } }, gpu: "present" },
+    { name: "null where it is no value", values: { hostLabel: "lab-box", loki: { ingestionRateMb: null }, ollamaProbe: { enabled: null }, logSources: { deepchatLogPaths: null }, gpuProbe: { enabled: null } } },
+    { name: "smtp user null", values: { hostLabel: "lab-box", smtp: { ...SMTP, user: null, fromName: null } } },
     // smtp and Grafana.
     { name: "smtp not JSON", values: { hostLabel: "lab-box", smtp: "smtp.lab.example:587" } },
     { name: "smtp an empty object", values: { hostLabel: "lab-box", smtp: {} } },
@@ -267,6 +272,8 @@ const INVALID: SettingsCase[] = [
     { name: "agent: empty hub.stack", values: { hostLabel: "lab-box", role: "agent", hub: { stack: "", caCertPath: "" } } },
     { name: "agent: hub.stack a number", values: { hostLabel: "lab-box", role: "agent", hub: { stack: 5, url: "https://hub:3101", username: "lab-box" } }, secrets: { hubPassword: "pw" } },
     { name: "agent: bad host label, user name equal to it", values: { hostLabel: "gpu 01", role: "agent", hub: { url: "https://hub:3101", username: "gpu 01" } }, secrets: { hubPassword: "pw" } },
+    { name: "agent: hub.stack and a null hub.url", values: { hostLabel: "lab-box", role: "agent", hub: { stack: "org/proj/hub", url: null } } },
+    { name: "agent: hub.stack null", values: { hostLabel: "lab-box", role: "agent", hub: { stack: null, caCertPath: null } } },
     { name: "agent: caCertPath with ..", values: { hostLabel: "lab-box", role: "agent", hub: { stack: "org/proj/hub", caCertPath: "/etc/../ca.pem" } } },
     // The GPU probe.
     { name: "bad GPU probe values", values: { hostLabel: "lab-box", gpuProbe: { enabled: "yes", intervalSeconds: 2, timeoutSeconds: 0, hostPid: "on", pidHost: true } }, gpu: "present" },
