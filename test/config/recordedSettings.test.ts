@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { parseSettings } from "../../components/settings";
+import { parseSettings } from "../../config/loadSettings";
 import { rawConfig } from "../support/rawConfig";
 import { GPU_FACTS, recordOf, SETTINGS_CASES } from "./settingsCases";
 
