@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
-import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../components/settings";
+import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../config/schema";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
 
 const CONTAINER = "docker:index/container:Container";

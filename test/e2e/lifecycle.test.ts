@@ -17,7 +17,7 @@ import { PulumiCommand, Stack, type EngineEvent, type LocalWorkspace, type StepE
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/freePort";
 import { JOBS } from "../../components/logSchema";
-import { CONFIG_NAMESPACE } from "../../components/settings";
+import { CONFIG_NAMESPACE } from "../../config/schema";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
 import { dockerNames, lifecycleSkipReason, manualCleanup } from "./labBox";
 import { runVerification } from "../../scripts/verify/checks";
