@@ -22,7 +22,7 @@ import { LOKI_HTTP_PORT } from "./components/lokiConfig";
 import { OllamaProbe } from "./components/ollamaProbe";
 import { Promtail, PromtailArgs } from "./components/promtail";
 import { PushProxy } from "./components/pushProxy";
-import { loadSettings } from "./components/settings";
+import { loadSettings } from "./config/loadSettings";
 
 const settings = loadSettings();
 
@@ -65,7 +65,7 @@ function collectors(target: PushTarget, dependsOn: pulumi.Resource[]): pulumi.Re
         });
         running.push(probe.container);
     }
-    // `auto` was resolved at preview against this box's GPU and Container Toolkit (settings.ts).
+    // `auto` was resolved at preview against this box's GPU and Container Toolkit (config/loadSettings.ts).
     logGpuProbeDecision(settings.gpuProbe);
     if (settings.gpuProbe.enabled) {
         const gpuProbe = new GpuProbe("gpu-probe", { namePrefix: settings.namePrefix, image: settings.images.gpuProbe, probe: settings.gpuProbe });

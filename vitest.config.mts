@@ -6,7 +6,7 @@ export default defineConfig({
         // The lab-box end-to-end test drives real Docker and Pulumi; it has its own command.
         exclude: ["test/e2e/**", "node_modules/**"],
         testTimeout: 30_000,
-        // The program detects a GPU at preview (components/gpuDetection.ts); tests state the fact
+        // The program detects a GPU at preview (config/hostFacts.ts); tests state the fact
         // instead, so they never depend on the machine they run on. Tests that need a GPU set "present".
         env: { DEEPCHAT_OBS_GPU: "absent" },
         // ... and the preview's info line about that stated fact, printed by every program run, is not shown.

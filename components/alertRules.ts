@@ -6,7 +6,8 @@
  *   B  reduce A to its last value
  *   C  threshold on B; the rule's condition.
  */
-import { durationSeconds, type AlertThresholds } from "./settings";
+import { durationSeconds } from "../config/durations";
+import type { AlertThresholds } from "../config/types";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import {
     deepchatServerErrorsPerHost,

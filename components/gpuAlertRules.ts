@@ -9,7 +9,9 @@
  * - "Model not fully on the GPU", per host, from the Ollama probe: A the share of the loaded
  *   models in GPU memory, B last, C strictly between 0 and 1 for `modelOffGpuFor`.
  */
-import { DEFAULT_ALERT_THRESHOLDS, durationSeconds, type AlertThresholds } from "./settings";
+import { durationSeconds } from "../config/durations";
+import { DEFAULT_ALERT_THRESHOLDS } from "../config/schema";
+import type { AlertThresholds } from "../config/types";
 import { expressionStage, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { GPU_LOOKBACK, gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";

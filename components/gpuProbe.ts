@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { containerOptions, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
 import { PROBE_LOOP_UPLOAD } from "./probeLoop";
 import { GPU_PROBE_COMPONENT } from "./promtailConfig";
-import type { GpuProbeSettings } from "./settings";
+import type { GpuProbeSettings } from "../config/types";
 
 /** The probe script (Python stdlib only), shipped into the container with `uploads`. */
 export const GPU_PROBE_SCRIPT: string = fs.readFileSync(path.join(__dirname, "probe", "gpu_probe.py"), "utf8");

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { containerOptions, dataVolume, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
-import type { SmtpSettings } from "./settings";
+import type { SmtpSettings } from "../config/types";
 
 export const GRAFANA_HTTP_PORT = 3000;
 export const GRAFANA_DATA_DIR = "/var/lib/grafana";

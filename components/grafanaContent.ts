@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as grafana from "@pulumiverse/grafana";
 import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME, ROUTING_LABEL } from "./alertRules";
 import { buildRuleGroupRules } from "./ruleGroup";
-import type { AlertSettings } from "./settings";
+import type { AlertSettings } from "../config/types";
 import { allDashboardJson, type DashboardKey } from "../dashboards";
 import { DASHBOARD_UIDS, FOLDER_TITLE, FOLDER_UID, LOKI_DATASOURCE_NAME, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 

@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { COMPONENT_LABEL, containerOptions, dataVolume, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
 import { LOKI_CONFIG_PATH, LOKI_DATA_DIR, LOKI_HTTP_PORT, renderLokiConfig } from "./lokiConfig";
-import type { LokiSettings } from "./settings";
+import type { LokiSettings } from "../config/types";
 
 /** Loki's uid and gid in the official (distroless, nonroot) image. */
 export const LOKI_UID = 10001;

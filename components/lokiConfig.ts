@@ -4,7 +4,7 @@
  * structured metadata is on), and a compactor that really deletes data past retention.
  */
 import { stringify } from "yaml";
-import type { LokiSettings } from "./settings";
+import type { LokiSettings } from "../config/types";
 
 /** Where Loki keeps everything: the mount point of its data volume. */
 export const LOKI_DATA_DIR = "/loki";

@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { containerOptions, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
 import { PROBE_LOOP_UPLOAD } from "./probeLoop";
 import { PROBE_COMPONENT } from "./promtailConfig";
-import type { OllamaProbeSettings } from "./settings";
+import type { OllamaProbeSettings } from "../config/types";
 
 /** The probe script (Python stdlib only), shipped into the container with `uploads`. */
 export const PROBE_SCRIPT: string = fs.readFileSync(path.join(__dirname, "probe", "ollama_probe.py"), "utf8");

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { COMPONENT_LABEL, containerOptions, dataVolume, pinnedImage, serviceContainerDefaults } from "./dockerDefaults";
 import { renderPromtailConfig } from "./promtailConfig";
 import { secretFilesEntrypoint } from "./secretFiles";
-import type { LogSources } from "./settings";
+import type { LogSources } from "../config/types";
 
 export const PROMTAIL_CONFIG_PATH = "/etc/promtail/config.yml";
 export const PROMTAIL_POSITIONS_DIR = "/var/lib/promtail";

@@ -19,7 +19,7 @@
  */
 import * as YAML from "yaml";
 import { JOBS, STREAM_LABELS, STRUCTURED_METADATA } from "./logSchema";
-import type { LogSources } from "./settings";
+import type { LogSources } from "../config/types";
 import {
     GPU_PROBE_COMPONENT,
     PROBE_COMPONENT,

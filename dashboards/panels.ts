@@ -7,7 +7,7 @@ import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as loki from "@grafana/grafana-foundation-sdk/loki";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
-import type { AlertThresholds } from "../components/settings";
+import type { AlertThresholds } from "../config/types";
 import { HOST_VARIABLE, forPickedHosts } from "./queries";
 
 /** What every dashboard builder needs to know. */

@@ -26,7 +26,7 @@ export const DOCKER_TYPES = {
 } as const;
 
 export const KEEP_VOLUMES_KEY = "deepchat-observability:keepVolumesOnDestroy";
-/** The program's default (components/settings.ts): volumes are kept. */
+/** The program's default (config/schema.ts): volumes are kept. */
 const KEEP_VOLUMES_DEFAULT = true;
 
 // ---------------------------------------------------------------- the stack's state

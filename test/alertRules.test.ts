@@ -17,7 +17,7 @@ import {
     type AlertRule,
     type AlertRuleOptions,
 } from "../components/alertRules";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../config/schema";
 import { allDashboardJson, allPanels, parseDashboardJson } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import { longestRangeSeconds } from "./support/logqlLabels";

@@ -16,7 +16,7 @@ import {
     type PanelJson,
 } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../dashboards/ids";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../config/schema";
 import { DEEPCHAT_HEALTH_VALUES } from "../dashboards/overview";
 import {
     deepchatReplyFailureLines,

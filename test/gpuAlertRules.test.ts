@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL, type AlertRule } from "../components/alertRules";
 import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "../components/gpuAlertRules";
 import { JOBS } from "../components/logSchema";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../config/schema";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
 import { modelShareOnGpu } from "../dashboards/queries";

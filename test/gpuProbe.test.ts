@@ -3,10 +3,11 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
-import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
+import { GPU_DETECTION_OVERRIDE } from "../config/hostFacts";
 import { GpuProbe, GPU_PROBE_SCRIPT, GPU_PROBE_SCRIPT_PATH, logGpuProbeDecision } from "../components/gpuProbe";
 import { PROBE_LOOP_UPLOAD } from "../components/probeLoop";
-import { DEFAULT_IMAGES, type GpuProbeSettings } from "../components/settings";
+import { DEFAULT_IMAGES } from "../config/schema";
+import type { GpuProbeSettings } from "../config/types";
 import { runProgram, runWithMocks, type ProgramRun } from "./mocks";
 
 const CONTAINER = "docker:index/container:Container";

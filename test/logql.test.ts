@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
-import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../config/schema";
 import { LOKI_DATASOURCE_UID } from "../dashboards/ids";
 import {
     SOURCE_LINE_NUMBER,

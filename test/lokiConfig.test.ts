@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { LOKI_DATA_DIR, renderLokiConfig, SCHEMA_FROM } from "../components/lokiConfig";
-import { DEFAULT_LOKI_LIMITS } from "../components/settings";
+import { DEFAULT_LOKI_LIMITS } from "../config/schema";
 
 const limits = DEFAULT_LOKI_LIMITS;
 

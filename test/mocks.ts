@@ -9,7 +9,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { getMonitor } from "@pulumi/pulumi/runtime/settings";
 import { vi } from "vitest";
-import { CONFIG_NAMESPACE } from "../components/settings";
+import { CONFIG_NAMESPACE } from "../config/schema";
 
 /** Pulumi's wire marker for a secret value, as the mock monitor receives it. */
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
 import { OllamaProbe, PROBE_SCRIPT, PROBE_SCRIPT_PATH } from "../components/ollamaProbe";
 import { PROBE_LOOP_UPLOAD } from "../components/probeLoop";
-import { DEFAULT_IMAGES, type OllamaProbeSettings } from "../components/settings";
+import { DEFAULT_IMAGES } from "../config/schema";
+import type { OllamaProbeSettings } from "../config/types";
 import { runWithMocks, type ProgramRun } from "./mocks";
 
 const DEFAULT_PROBE: OllamaProbeSettings = {

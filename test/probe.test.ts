@@ -9,7 +9,7 @@ import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROBE_FIELDS } from "../components/logSchema";
 import { PROBE_SCRIPT, PROBE_SCRIPT_PATH, renderProbeCommand, renderProbeEnvs } from "../components/ollamaProbe";
-import type { OllamaProbeSettings } from "../components/settings";
+import type { OllamaProbeSettings } from "../config/types";
 import { fixtureBytes } from "./support/fixtures";
 import { compileLikeLocal, runLoopUntil, runScript, type RunResult } from "./support/runScript";
 

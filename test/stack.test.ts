@@ -4,12 +4,12 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { COMPONENT_LABEL } from "../components/dockerDefaults";
-import { GPU_DETECTION_OVERRIDE } from "../components/gpuDetection";
+import { GPU_DETECTION_OVERRIDE } from "../config/hostFacts";
 import { JOBS } from "../components/logSchema";
 import type { PromtailConfig } from "../components/promtailConfig";
 import { GRAFANA_ENTRYPOINT } from "../components/grafana";
 import { renderLokiConfig } from "../components/lokiConfig";
-import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../components/settings";
+import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../config/schema";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
 import { JobSimulator, type DockerContainer } from "./support/promtailSimulator";
 

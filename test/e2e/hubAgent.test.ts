@@ -27,7 +27,7 @@ import * as os from "os";
 import * as path from "path";
 import { PulumiCommand, Stack, type LocalWorkspace } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONFIG_NAMESPACE } from "../../components/settings";
+import { CONFIG_NAMESPACE } from "../../config/schema";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
 import { plainOutputValues } from "../../scripts/verify/stackOutputs";
 import { freePorts } from "../support/freePort";

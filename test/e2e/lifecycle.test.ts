@@ -20,7 +20,7 @@ import { PulumiCommand, Stack, type EngineEvent, type LocalWorkspace, type StepE
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePorts } from "../support/freePort";
 import { JOBS } from "../../components/logSchema";
-import { CONFIG_NAMESPACE } from "../../components/settings";
+import { CONFIG_NAMESPACE } from "../../config/schema";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
 import { bounded, CLEANUP_RESERVE_MS, dockerNames, hookDeadline, lifecycleSkipReason, manualCleanup, stackCleanup, testDeadline } from "./labBox";
 import { cleanUpStack, e2eRunId, e2eStackConfig, operationBudgetMs } from "./labPlan";

@@ -4,7 +4,7 @@
  */
 import type { AlertRuleOptions } from "../../components/alertRules";
 import { JOBS, type JobName } from "../../components/logSchema";
-import { DEFAULT_ALERT_THRESHOLDS } from "../../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import { fromSimEntries, type LokiEntry } from "./logqlEval";
 import { ARGS, realProbeLine, renderedConfig } from "./pipelineHelpers";
 import { JobSimulator, type RawLine } from "./promtailSimulator";

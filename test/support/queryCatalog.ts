@@ -1,7 +1,7 @@
 /** Every LogQL expression the dashboards and alert rules carry, named by panel or rule (for tests that run them all). */
 import { EXPRESSION_DATASOURCE_UID } from "../../components/alertRules";
 import { buildRuleGroupRules } from "../../components/ruleGroup";
-import { DEFAULT_ALERT_THRESHOLDS } from "../../components/settings";
+import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../dashboards";
 import { LOKI_DATASOURCE_UID } from "../../dashboards/ids";
 

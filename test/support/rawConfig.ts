@@ -1,6 +1,6 @@
 /** Stack config as parseSettings reads it, for the settings tests. */
 import * as pulumi from "@pulumi/pulumi";
-import { parseSettings, RawConfig, SettingsError } from "../../components/settings";
+import { parseSettings, SettingsError, type RawConfig } from "../../config/loadSettings";
 
 /** Raw config as Pulumi hands it over: strings, objects as JSON text. */
 export function rawConfig(values: Record<string, unknown> = {}, secrets: Record<string, string> = {}): RawConfig {

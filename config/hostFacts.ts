@@ -1,12 +1,12 @@
 /**
- * Does the box that runs `pulumi preview`/`up` have an NVIDIA GPU that Docker can hand to a
- * container? Asked once, when the program starts, for `gpuProbe.enabled: auto` (and to fail
- * an explicit `true` early): creating a container with a GPU device request fails on a host
- * without the NVIDIA Container Toolkit, so `auto` must know before it plans one.
+ * Facts about the box that runs `pulumi preview`/`up`, found once when the program starts and
+ * handed to parseSettings, which stays pure.
  *
- * The answer is a plain fact handed to parseSettings, which stays pure. Operators (and the
- * tests) can state the fact instead with DEEPCHAT_OBS_GPU=present|absent, e.g. when Pulumi
- * runs on another machine than the Docker host.
+ * The one fact so far: does the box have an NVIDIA GPU that Docker can hand to a container? Asked
+ * for `gpuProbe.enabled: auto` (and to fail an explicit `true` early): creating a container with a
+ * GPU device request fails on a host without the NVIDIA Container Toolkit, so `auto` must know
+ * before it plans one. Operators (and the tests) can state the fact instead with
+ * DEEPCHAT_OBS_GPU=present|absent, e.g. when Pulumi runs on another machine than the Docker host.
  */
 import { spawnSync } from "child_process";
 
@@ -14,6 +14,12 @@ import { spawnSync } from "child_process";
 export interface GpuDetection {
     readonly available: boolean;
     readonly reason: string;
+}
+
+/** Facts about the box that settings are checked against. */
+export interface HostFacts {
+    /** Whether an NVIDIA GPU and the Container Toolkit are there. */
+    readonly gpu: GpuDetection;
 }
 
 /** Environment variable that replaces detection: "present" or "absent". */

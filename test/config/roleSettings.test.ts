@@ -4,10 +4,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { agentCredentialFromHub, pushUrlOf } from "../components/hubConnection";
-import { parseSettings } from "../components/settings";
-import { promiseOf } from "./mocks";
-import { problemsOf, rawConfig } from "./support/rawConfig";
+import { agentCredentialFromHub, pushUrlOf } from "../../components/hubConnection";
+import { parseSettings } from "../../config/loadSettings";
+import { promiseOf } from "../mocks";
+import { problemsOf, rawConfig } from "../support/rawConfig";
 
 const PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 const PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";

@@ -4,8 +4,9 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { detectGpu, DETECTION_TIMEOUT_MS, type CommandRunner, type GpuDetection } from "../components/gpuDetection";
-import { parseSettings, SettingsError, type RawConfig, type Settings } from "../components/settings";
+import { detectGpu, DETECTION_TIMEOUT_MS, type CommandRunner, type GpuDetection } from "../../config/hostFacts";
+import { parseSettings, SettingsError, type RawConfig } from "../../config/loadSettings";
+import type { Settings } from "../../config/types";
 
 const WITH_GPU: GpuDetection = { available: true, reason: "nvidia-smi -L lists 1 GPU and the NVIDIA Container Toolkit is installed" };
 const WITHOUT_GPU: GpuDetection = { available: false, reason: "nvidia-smi is not on PATH (no NVIDIA driver on this box), or it hung" };

@@ -3,22 +3,18 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { problemsOf, rawConfig } from "./support/rawConfig";
-import {
-    CONFIG_KEYS,
-    DEFAULT_IMAGES,
-    parseImageReference,
-    parseRetentionHours,
-    parseSettings,
-    Settings,
-    SettingsError,
-} from "../components/settings";
+import { problemsOf, rawConfig } from "../support/rawConfig";
+import { parseRetentionHours } from "../../config/durations";
+import { parseImageReference } from "../../config/formats";
+import { parseSettings, SettingsError } from "../../config/loadSettings";
+import { CONFIG_KEYS, DEFAULT_IMAGES } from "../../config/schema";
+import type { Settings } from "../../config/types";
 
 function withoutOutputs(settings: Settings): unknown {
     return JSON.parse(JSON.stringify(settings, (_key, value) => (pulumi.Output.isInstance(value) ? "<output>" : value)));
 }
 
-const projectFile = fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8");
+const projectFile = fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8");
 const project = parse(projectFile) as {
     config: Record<string, { type?: string; default?: unknown; description?: string }>;
     backend?: { url?: string };
