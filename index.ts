@@ -11,17 +11,17 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { COMPONENT_LABEL } from "./components/dockerDefaults";
-import { Grafana } from "./components/grafana";
-import { GrafanaContent } from "./components/grafanaContent";
-import { GpuProbe, logGpuProbeDecision } from "./components/gpuProbe";
-import { connectToHub, HUB_OUTPUTS, pushUrlOf } from "./components/hubConnection";
-import { JOBS } from "./components/logSchema";
-import { Loki } from "./components/loki";
-import { LOKI_HTTP_PORT } from "./components/lokiConfig";
-import { OllamaProbe } from "./components/ollamaProbe";
-import { Promtail, PromtailArgs } from "./components/promtail";
-import { PushProxy } from "./components/pushProxy";
+import { COMPONENT_LABEL } from "./services/docker";
+import { Grafana } from "./services/grafana/grafana";
+import { GrafanaContent } from "./observability/grafanaContent";
+import { GpuProbe, logGpuProbeDecision } from "./services/probes/gpuProbe";
+import { connectToHub, HUB_OUTPUTS, pushUrlOf } from "./services/pushProxy/hubConnection";
+import { JOBS } from "./observability/logSchema";
+import { Loki } from "./services/loki/loki";
+import { LOKI_HTTP_PORT } from "./services/loki/lokiConfig";
+import { OllamaProbe } from "./services/probes/ollamaProbe";
+import { Promtail, PromtailArgs } from "./services/promtail/promtail";
+import { PushProxy } from "./services/pushProxy/pushProxy";
 import { loadSettings } from "./config/loadSettings";
 
 const settings = loadSettings();

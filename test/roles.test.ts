@@ -6,9 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
-import { ALERT_RULE_TITLES } from "../components/alertRules";
-import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../components/promtail";
-import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../components/pushProxy";
+import { ALERT_RULE_TITLES } from "../observability/alerts/serviceRules";
+import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../services/promtail/promtail";
+import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../services/pushProxy/pushProxy";
 import { FakeStack, ProgramRun, RecordedResource, runProgram } from "./mocks";
 
 const CONTAINER = "docker:index/container:Container";

@@ -3,12 +3,12 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { COMPONENT_LABEL } from "../components/dockerDefaults";
+import { COMPONENT_LABEL } from "../services/docker";
 import { GPU_DETECTION_OVERRIDE } from "../config/hostFacts";
-import { JOBS } from "../components/logSchema";
-import type { PromtailConfig } from "../components/promtailConfig";
-import { GRAFANA_ENTRYPOINT } from "../components/grafana";
-import { renderLokiConfig } from "../components/lokiConfig";
+import { JOBS } from "../observability/logSchema";
+import type { PromtailConfig } from "../services/promtail/promtailConfig";
+import { GRAFANA_ENTRYPOINT } from "../services/grafana/grafana";
+import { renderLokiConfig } from "../services/loki/lokiConfig";
 import { DEFAULT_IMAGES, DEFAULT_LOKI_LIMITS } from "../config/schema";
 import { ProgramRun, RecordedResource, runProgram } from "./mocks";
 import { JobSimulator, type DockerContainer } from "./support/promtailSimulator";
@@ -170,7 +170,7 @@ describe("the default stack", () => {
         ]) {
             expect(envs).toContain(setting);
         }
-        // The configured password is re-applied on every start (see test/grafanaContainer.test.ts).
+        // The configured password is re-applied on every start (see test/services/grafana/grafanaContainer.test.ts).
         expect(container(stack, "grafana").inputs.entrypoints).toEqual(GRAFANA_ENTRYPOINT);
     });
 

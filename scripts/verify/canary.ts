@@ -9,7 +9,7 @@
 import * as crypto from "crypto";
 import * as os from "os";
 import * as path from "path";
-import { JOBS, type StreamLabel } from "../../components/logSchema";
+import { JOBS, type StreamLabel } from "../../observability/logSchema";
 
 /** A tag no real log line contains, e.g. `verify-20250210T112029Z-9f3a1c2e`. */
 export function newCanaryTag(now: Date = new Date(), random: string = crypto.randomBytes(4).toString("hex")): string {

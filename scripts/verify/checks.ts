@@ -5,7 +5,7 @@
  */
 import * as fs from "fs";
 import * as os from "os";
-import { JOBS } from "../../components/logSchema";
+import { JOBS } from "../../observability/logSchema";
 import {
     anyJobCanaryQuery,
     canaryHostLabel,

@@ -4,7 +4,7 @@
  * recent `ollama-probe` line under a box's `host` label proves its whole path to this Loki:
  * probe, Promtail, the push endpoint and the network. Pure functions: LogQL, parsing, advice.
  */
-import { JOBS } from "../../components/logSchema";
+import { JOBS } from "../../observability/logSchema";
 import { logqlString } from "./canary";
 import { formatSeconds, isRecord } from "./http";
 

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { agentCredentialFromHub, pushUrlOf } from "../../components/hubConnection";
+import { agentCredentialFromHub, pushUrlOf } from "../../services/pushProxy/hubConnection";
 import { parseSettings } from "../../config/loadSettings";
 import { promiseOf } from "../mocks";
 import { problemsOf, rawConfig } from "../support/rawConfig";

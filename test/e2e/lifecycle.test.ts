@@ -19,7 +19,7 @@ import * as path from "path";
 import { PulumiCommand, Stack, type EngineEvent, type LocalWorkspace, type StepEventMetadata } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePorts } from "../support/freePort";
-import { JOBS } from "../../components/logSchema";
+import { JOBS } from "../../observability/logSchema";
 import { CONFIG_NAMESPACE } from "../../config/schema";
 import { createThrowawayWorkspace, homeCliRoot, PROJECT_ROOT } from "../../scripts/automation";
 import { bounded, CLEANUP_RESERVE_MS, dockerNames, hookDeadline, lifecycleSkipReason, manualCleanup, stackCleanup, testDeadline } from "./labBox";

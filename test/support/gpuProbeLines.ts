@@ -7,14 +7,14 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { JOBS } from "../../components/logSchema";
+import { JOBS } from "../../observability/logSchema";
 import { FIXTURES_DIR } from "./fixtures";
 import { fromSimEntries, type LokiEntry } from "./logqlEval";
 import { ARGS, renderedConfig } from "./pipelineHelpers";
 import { JobSimulator, type RawLine } from "./promtailSimulator";
 
 const SMI = path.join(FIXTURES_DIR, "nvidia-smi");
-const SCRIPT = path.join(__dirname, "..", "..", "components", "probe", "gpu_probe.py");
+const SCRIPT = path.join(__dirname, "..", "..", "services", "probes", "gpu_probe.py");
 
 const readings = new Map<string, RawLine[]>();
 

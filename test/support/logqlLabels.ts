@@ -11,7 +11,7 @@
  * with sample values; an unknown variable is an error.
  */
 import { parser } from "@grafana/lezer-logql";
-import { GPU_PROBE_FIELDS, JOBS, LEVELS, PROBE_FIELDS, STATUS_CLASSES, STREAM_LABELS, STRUCTURED_METADATA, type JobName } from "../../components/logSchema";
+import { GPU_PROBE_FIELDS, JOBS, LEVELS, PROBE_FIELDS, STATUS_CLASSES, STREAM_LABELS, STRUCTURED_METADATA, type JobName } from "../../observability/logSchema";
 import { goRegex } from "./re2";
 
 type Tree = ReturnType<typeof parser.parse>;

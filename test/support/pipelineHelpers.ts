@@ -2,7 +2,7 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
 import * as YAML from "yaml";
-import { renderPromtailConfig, type PromtailConfig, type PromtailConfigArgs } from "../../components/promtailConfig";
+import { renderPromtailConfig, type PromtailConfig, type PromtailConfigArgs } from "../../services/promtail/promtailConfig";
 import type { RawLine } from "./promtailSimulator";
 
 export const ARGS: PromtailConfigArgs = {
@@ -49,7 +49,7 @@ export function goDurationSeconds(text: string): number {
 
 /** One real line of the probe: the script run once against a port nobody listens on. */
 export function realProbeLine(): RawLine {
-    const script = path.join(__dirname, "..", "..", "components", "probe", "ollama_probe.py");
+    const script = path.join(__dirname, "..", "..", "services", "probes", "ollama_probe.py");
     const out = execFileSync("python3", [script, "--once", "--url", "http://127.0.0.1:9", "--timeout", "2"], { encoding: "utf8" });
     return { text: out.trimEnd(), validUtf8: true };
 }

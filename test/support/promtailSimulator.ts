@@ -37,7 +37,7 @@ import type {
     ScrapeConfig,
     TemplateStage,
     TimestampStage,
-} from "../../components/promtailConfig";
+} from "../../services/promtail/promtailConfig";
 import { goRegex } from "./re2";
 
 export interface SimEntry {

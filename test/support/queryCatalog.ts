@@ -1,9 +1,9 @@
 /** Every LogQL expression the dashboards and alert rules carry, named by panel or rule (for tests that run them all). */
-import { EXPRESSION_DATASOURCE_UID } from "../../components/alertRules";
-import { buildRuleGroupRules } from "../../components/ruleGroup";
+import { EXPRESSION_DATASOURCE_UID } from "../../observability/alerts/serviceRules";
+import { buildRuleGroupRules } from "../../observability/alerts/ruleGroup";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
-import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../dashboards";
-import { LOKI_DATASOURCE_UID } from "../../dashboards/ids";
+import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../observability/dashboards";
+import { LOKI_DATASOURCE_UID } from "../../observability/dashboards/ids";
 
 export const VARIANTS = [
     { name: "defaults", alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true, expectedHosts: ["lab-box"] },

@@ -1,0 +1,227 @@
+/**
+ * GrafanaContent under Pulumi's mocks: what `pulumi up` would send to Grafana.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../../observability/alerts/serviceRules";
+import { GPU_ALERT_RULE_TITLES } from "../../observability/alerts/gpuRules";
+import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../../observability/grafanaContent";
+import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
+import type { AlertSettings } from "../../config/types";
+import { allPanels, dashboardQueries, parseDashboardJson } from "../../observability/dashboards";
+import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../../observability/dashboards/ids";
+import { runWithMocks, type ProgramRun, type RecordedResource } from "../mocks";
+
+const PROVIDER = "pulumi:providers:grafana";
+const DATASOURCE = "grafana:oss/dataSource:DataSource";
+const FOLDER = "grafana:oss/folder:Folder";
+const DASHBOARD = "grafana:oss/dashboard:Dashboard";
+const RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup";
+const CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint";
+const POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy";
+const COMPONENT = "deepchat:observability:GrafanaContent";
+
+const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
+
+function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
+    return { ...DEFAULT_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
+}
+
+interface Scenario {
+    /** Create a stand-in for the Grafana container and pass it as grafanaReady. */
+    readonly withContainer: boolean;
+    readonly alerts: AlertSettings;
+    readonly probeEnabled?: boolean;
+}
+
+/** Runs the component as index.ts does, with the container it must wait for. */
+function deploy(scenario: Scenario): Promise<ProgramRun> {
+    return runWithMocks({}, {}, async () => {
+        const container = scenario.withContainer ? new docker.Container("grafana-container", { image: "grafana/grafana:13.2.0", name: "obs-grafana" }) : undefined;
+        const args: GrafanaContentArgs = {
+            grafanaUrl: scenario.withContainer ? "http://127.0.0.1:3000" : "https://grafana.lab.example",
+            grafanaAuth: pulumi.secret(scenario.withContainer ? "admin:generated-password" : "glsa_token"),
+            grafanaReady: container ? [container] : undefined,
+            lokiUrl: scenario.withContainer ? "http://obs-loki:3100" : "http://10.0.0.5:3100",
+            alerts: scenario.alerts,
+            probeEnabled: scenario.probeEnabled ?? true,
+            expectedHosts: ["lab-box"],
+            probeContainerName: "obs-ollama-probe",
+        };
+        const content = new GrafanaContent("content", args);
+        return {
+            datasourceUid: content.datasourceUid,
+            folderUid: content.folderUid,
+            overviewUid: content.dashboardUids.overview,
+            troubleshootingUid: content.dashboardUids.troubleshooting,
+            overviewUrl: content.dashboardUrls.overview,
+            troubleshootingUrl: content.dashboardUrls.troubleshooting,
+            alertRuleTitles: content.alertRuleTitles,
+            contactPointName: content.contactPointName ?? "none",
+        };
+    });
+}
+
+interface RuleInput {
+    name: string;
+    annotations: Record<string, string>;
+    datas: Array<{ refId: string; datasourceUid: string; model: string }>;
+}
+
+const rulesOf = (stack: ProgramRun): RuleInput[] => stack.one(RULE_GROUP, "rules").inputs.rules as RuleInput[];
+const grafanaResources = (stack: ProgramRun): RecordedResource[] => stack.resources.filter((resource) => resource.type.startsWith("grafana:"));
+
+describe("GrafanaContent on the stack's Grafana container", () => {
+    const stackPromise = deploy({ withContainer: true, alerts: alerts({ emailAddresses: ["oncall@lab.example"], wecomWebhookUrl: pulumi.secret(WEBHOOK) }) });
+
+    it("uses its own Grafana provider, built from args, that waits for the container and retries", async () => {
+        const stack = await stackPromise;
+        const providers = stack.ofType(PROVIDER);
+        expect(providers).toHaveLength(1);
+        const provider = providers[0];
+        expect(provider.inputs).toMatchObject({ url: "http://127.0.0.1:3000", auth: "admin:generated-password" });
+        expect(provider.secretPaths).toContain("auth");
+        expect(Number(provider.inputs.retries)).toBe(PROVIDER_RETRIES.retries);
+        expect(Number(provider.inputs.retryWait)).toBe(PROVIDER_RETRIES.retryWait);
+        const container = stack.one("docker:index/container:Container", "grafana-container");
+        expect(container.options.urn).not.toBe("");
+        expect(provider.options.dependencies).toContain(container.options.urn);
+    });
+
+    it("creates every Grafana object through that provider, as children of the component", async () => {
+        const stack = await stackPromise;
+        const providerUrn = stack.ofType(PROVIDER)[0].options.urn;
+        const component = stack.ofType(COMPONENT)[0];
+        const resources = grafanaResources(stack);
+        expect(resources.map((resource) => resource.type).sort()).toEqual([CONTACT_POINT, DASHBOARD, DASHBOARD, DATASOURCE, FOLDER, POLICY, RULE_GROUP].sort());
+        for (const resource of resources) {
+            expect(resource.provider, resource.name).toContain(providerUrn);
+            expect(resource.options.parent, resource.name).toBe(component.options.urn);
+        }
+    });
+
+    it("makes the Loki datasource the default, with the fixed uid, at Loki's container URL", async () => {
+        const stack = await stackPromise;
+        const datasource = stack.one(DATASOURCE, "loki").inputs;
+        expect(datasource).toMatchObject({ type: "loki", uid: LOKI_DATASOURCE_UID, url: "http://obs-loki:3100", isDefault: true, accessMode: "proxy" });
+        expect(stack.outputs.datasourceUid).toBe(LOKI_DATASOURCE_UID);
+    });
+
+    it("uses that datasource uid in every dashboard query and every rule's Loki query", async () => {
+        const stack = await stackPromise;
+        const uid = stack.one(DATASOURCE, "loki").inputs.uid;
+        const dashboards = stack.ofType(DASHBOARD);
+        expect(dashboards).toHaveLength(2);
+        for (const dashboard of dashboards) {
+            const model = parseDashboardJson(String(dashboard.inputs.configJson));
+            const queries = dashboardQueries(model);
+            expect(queries.length).toBeGreaterThan(5);
+            for (const query of queries) expect(query.datasourceUid, `${model.uid} ${query.panelTitle}`).toBe(uid);
+            for (const panel of allPanels(model).filter((item) => item.type !== "row")) expect(panel.datasource?.uid).toBe(uid);
+        }
+        const lokiStages = rulesOf(stack).flatMap((rule) => rule.datas.filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID));
+        // One Loki query per rule, and the GPU rules: memory (its share and its top foreign holder), model off the GPU.
+        expect(lokiStages).toHaveLength(Object.keys(ALERT_RULE_TITLES).length + 3);
+        for (const stage of lokiStages) expect(stage.datasourceUid).toBe(uid);
+    });
+
+    it("puts the dashboards and the rule group into the DeepChat folder", async () => {
+        const stack = await stackPromise;
+        const folder = stack.one(FOLDER, "folder").inputs;
+        expect(folder).toMatchObject({ uid: FOLDER_UID, title: "DeepChat" });
+        for (const dashboard of stack.ofType(DASHBOARD)) expect(dashboard.inputs.folder).toBe(FOLDER_UID);
+        const group = stack.one(RULE_GROUP, "rules").inputs;
+        expect(group).toMatchObject({ name: "DeepChat", folderUid: FOLDER_UID, intervalSeconds: 60 });
+    });
+
+    it("waits for the datasource and the dashboards the rules link to before saving rules", async () => {
+        const stack = await stackPromise;
+        const dependencies = stack.one(RULE_GROUP, "rules").options.dependencies;
+        expect(dependencies).toContain(stack.one(DATASOURCE, "loki").options.urn);
+        expect(dependencies).toContain(stack.one(DASHBOARD, "dashboard-overview").options.urn);
+    });
+
+    it("exports fixed dashboard uids, the dashboards' URLs and the rule titles", async () => {
+        const stack = await stackPromise;
+        expect(stack.outputs.overviewUid).toBe(DASHBOARD_UIDS.overview);
+        expect(stack.outputs.troubleshootingUid).toBe(DASHBOARD_UIDS.troubleshooting);
+        // The mock provider reports http://grafana.mock/d/<uid> as a dashboard's url.
+        expect(stack.outputs.overviewUrl).toBe("http://grafana.mock/d/deepchat-overview");
+        expect(stack.outputs.troubleshootingUrl).toBe("http://grafana.mock/d/deepchat-troubleshooting");
+        expect(stack.outputs.alertRuleTitles).toEqual([...Object.values(ALERT_RULE_TITLES), ...Object.values(GPU_ALERT_RULE_TITLES)]);
+        expect(rulesOf(stack).map((rule) => rule.name)).toEqual(stack.outputs.alertRuleTitles);
+        for (const rule of rulesOf(stack)) expect(rule.annotations.runbook_url).toBe(stack.outputs.troubleshootingUrl);
+    });
+
+    it("sends alerts by e-mail and WeCom, the webhook URL a secret", async () => {
+        const stack = await stackPromise;
+        const contactPoint = stack.one(CONTACT_POINT, "contact-point");
+        expect(contactPoint.inputs.name).toBe(CONTACT_POINT_NAME);
+        expect(contactPoint.inputs.emails).toEqual([{ addresses: ["oncall@lab.example"], singleEmail: true, disableResolveMessage: false }]);
+        expect(contactPoint.inputs.wecoms).toEqual([{ url: WEBHOOK, msgType: "markdown", disableResolveMessage: false }]);
+        expect(contactPoint.secretPaths.some((secret) => secret === "wecoms" || secret.startsWith("wecoms.0"))).toBe(true);
+        expect(contactPoint.secretPaths.some((secret) => secret.startsWith("emails"))).toBe(false);
+    });
+
+    it("routes both rules to that contact point by name, root included", async () => {
+        const stack = await stackPromise;
+        const policy = stack.one(POLICY, "notification-policy").inputs as {
+            contactPoint: string;
+            policies: Array<{ contactPoint: string; matchers: Array<{ label: string; match: string; value: string }> }>;
+        };
+        expect(policy.contactPoint).toBe(CONTACT_POINT_NAME);
+        expect(policy.policies).toHaveLength(1);
+        expect(policy.policies[0].contactPoint).toBe(CONTACT_POINT_NAME);
+        expect(policy.policies[0].matchers).toEqual([{ label: ROUTING_LABEL.name, match: "=", value: ROUTING_LABEL.value }]);
+        const rules = stack.one(RULE_GROUP, "rules").inputs.rules as Array<{ labels: Record<string, string> }>;
+        for (const rule of rules) expect(rule.labels[ROUTING_LABEL.name]).toBe(ROUTING_LABEL.value);
+        expect(stack.outputs.contactPointName).toBe(CONTACT_POINT_NAME);
+    });
+});
+
+describe("GrafanaContent on an existing Grafana", () => {
+    it("points the provider at that Grafana, waits for nothing, and creates the same content", async () => {
+        const stack = await deploy({ withContainer: false, alerts: alerts() });
+        const provider = stack.ofType(PROVIDER)[0];
+        expect(provider.inputs.url).toBe("https://grafana.lab.example");
+        expect(provider.secretPaths).toContain("auth");
+        expect(provider.options.dependencies).toEqual([]);
+        expect(stack.one(DATASOURCE, "loki").inputs.url).toBe("http://10.0.0.5:3100");
+        expect(stack.ofType(DASHBOARD)).toHaveLength(2);
+    });
+});
+
+describe("contact points", () => {
+    it("create nothing to notify when neither e-mail nor WeCom is configured, but the rules exist", async () => {
+        const stack = await deploy({ withContainer: true, alerts: alerts() });
+        expect(stack.ofType(CONTACT_POINT)).toEqual([]);
+        expect(stack.ofType(POLICY)).toEqual([]);
+        expect(rulesOf(stack).map((rule) => rule.name)).toEqual([...Object.values(ALERT_RULE_TITLES), ...Object.values(GPU_ALERT_RULE_TITLES)]);
+        expect(stack.outputs.contactPointName).toBe("none");
+    });
+
+    it("carry only e-mail when only addresses are set", async () => {
+        const stack = await deploy({ withContainer: true, alerts: alerts({ emailAddresses: ["a@lab.example", "b@lab.example"] }) });
+        const contactPoint = stack.one(CONTACT_POINT, "contact-point").inputs;
+        expect(contactPoint.emails).toEqual([{ addresses: ["a@lab.example", "b@lab.example"], singleEmail: true, disableResolveMessage: false }]);
+        expect(contactPoint.wecoms).toEqual([]);
+        expect(stack.ofType(POLICY)).toHaveLength(1);
+    });
+
+    it("carry only WeCom when only the webhook is set, and keep it secret even if it came in plain", async () => {
+        const stack = await deploy({ withContainer: true, alerts: alerts({ wecomWebhookUrl: pulumi.output(WEBHOOK) }) });
+        const contactPoint = stack.one(CONTACT_POINT, "contact-point");
+        expect(contactPoint.inputs.emails).toEqual([]);
+        expect(contactPoint.inputs.wecoms).toEqual([{ url: WEBHOOK, msgType: "markdown", disableResolveMessage: false }]);
+        expect(contactPoint.secretPaths.some((secret) => secret === "wecoms" || secret.startsWith("wecoms.0"))).toBe(true);
+    });
+});
+
+describe("alert rules without the probe", () => {
+    it("are still created, with the fallback and its limitation stated", async () => {
+        const stack = await deploy({ withContainer: true, alerts: alerts(), probeEnabled: false });
+        const ollamaDown = rulesOf(stack).find((rule) => rule.name === ALERT_RULE_TITLES.ollamaDown);
+        expect(ollamaDown?.annotations.description).toMatch(/LIMITED: the Ollama probe is disabled/);
+    });
+});
