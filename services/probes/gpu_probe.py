@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 
-import probe_loop  # uploaded beside this script (components/probe/probe_loop.py)
+import probe_loop  # uploaded beside this script (services/probes/probe_loop.py)
 
 MAX_ERROR_CHARS = 500
 MIB = 1024 * 1024

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 
-import probe_loop  # uploaded beside this script (components/probe/probe_loop.py)
+import probe_loop  # uploaded beside this script (services/probes/probe_loop.py)
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 MAX_ERROR_CHARS = 500

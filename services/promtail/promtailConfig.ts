@@ -242,7 +242,7 @@ export function renderPromtailConfig(args: PromtailConfigArgs): string {
     // No anchors/aliases for shared objects: every stage reads in full where it stands.
     const doc = new YAML.Document(config, { aliasDuplicateObjects: false });
     doc.commentBefore =
-        " Promtail config rendered by deepchat-observability (components/promtailConfig.ts); do not edit by hand.\n" +
+        " Promtail config rendered by deepchat-observability (services/promtail/promtailConfig.ts); do not edit by hand.\n" +
         ` Stream labels: ${STREAM_LABELS.join(", ")}. Other fields: structured metadata (${STRUCTURED_METADATA.join(", ")}).`;
     config.scrape_configs.forEach((scrape, index) => {
         const node = doc.getIn(["scrape_configs", index], true);

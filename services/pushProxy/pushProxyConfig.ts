@@ -54,7 +54,7 @@ export function renderPushProxyConfig(args: PushProxyConfigArgs): string {
           ]
         : [];
     return [
-        "# Push endpoint for agents, rendered by deepchat-observability (components/pushProxyConfig.ts).",
+        "# Push endpoint for agents, rendered by deepchat-observability (services/pushProxy/pushProxyConfig.ts).",
         `# Only POST ${LOKI_PUSH_PATH} with basic auth reaches Loki; everything else is refused.`,
         // Checking a bcrypt password ($2a$10$) takes ~50 ms of CPU and blocks its worker; one
         // worker per core keeps one box's pushes from queueing behind another's.
