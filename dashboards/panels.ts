@@ -18,6 +18,17 @@ export interface DashboardOptions {
     readonly alerts: AlertThresholds;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
+    /**
+     * The `host` label of every box whose logs this Loki should have (the rules' list). With more
+     * than one, the DeepChat stat names the box its values come from; with one (or unset), it
+     * reads as on a single box.
+     */
+    readonly expectedHosts?: readonly string[];
+}
+
+/** Whether the dashboards serve several boxes (a hub with agents). */
+export function severalBoxes(options: DashboardOptions): boolean {
+    return (options.expectedHosts?.length ?? 1) > 1;
 }
 
 export function lokiDatasource(uid: string): common.DataSourceRef {

@@ -17,16 +17,15 @@ import {
 } from "../dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../dashboards/ids";
 import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
-import { DEEPCHAT_HEALTH_VALUES } from "../dashboards/overview";
+import { DEEPCHAT_HEALTH_REFS, DEEPCHAT_HEALTH_VALUES } from "../dashboards/overview";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
-    deepchatServerErrorCount,
     deepchatServerErrorsPerHost,
-    failedRepliesCount,
     failedRepliesPerHost,
     forPickedHosts,
     ollamaFailedGenerations,
+    worstHost,
     AUTO_RANGE,
     PICKED_HOSTS_MATCHER,
 } from "../dashboards/queries";
@@ -203,31 +202,42 @@ describe("the overview", () => {
     ] as const)("colors the DeepChat stat red exactly where either DeepChat alert fires, naming which (%#)", (options, serverErrorsRedFrom, failedRepliesRedFrom) => {
         const model = parseDashboardJson(allDashboardJson(options).overview);
         const stat = JSON.parse(JSON.stringify(panel(model, OVERVIEW_PANEL_IDS.deepchatHealth))) as {
-            targets: Array<{ expr: string; legendFormat: string }>;
+            targets: Array<{ refId: string; expr: string; legendFormat: string }>;
             options: { textMode: string };
             fieldConfig: {
                 overrides: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: { steps: Array<{ value: number | null; color: string }> } }> }>;
             };
         };
-        const redFrom = (name: string): number | null | undefined =>
+        // Per query, so the thresholds hold whatever name a value shows (it names the box on a hub).
+        const redFrom = (refId: string): number | null | undefined =>
             stat.fieldConfig.overrides
-                .find((override) => override.matcher.id === "byName" && override.matcher.options === name)
+                .find((override) => override.matcher.id === "byFrameRefID" && override.matcher.options === refId)
                 ?.properties.find((property) => property.id === "thresholds")
                 ?.value.steps.find((step) => step.color === "red")?.value;
-        expect(redFrom(DEEPCHAT_HEALTH_VALUES.serverErrors)).toBe(serverErrorsRedFrom);
-        expect(redFrom(DEEPCHAT_HEALTH_VALUES.failedReplies)).toBe(failedRepliesRedFrom);
+        expect(stat.targets.map((target) => target.refId)).toEqual([DEEPCHAT_HEALTH_REFS.serverErrors, DEEPCHAT_HEALTH_REFS.failedReplies]);
+        expect(redFrom(DEEPCHAT_HEALTH_REFS.serverErrors)).toBe(serverErrorsRedFrom);
+        expect(redFrom(DEEPCHAT_HEALTH_REFS.failedReplies)).toBe(failedRepliesRedFrom);
         // Both values are shown by name, so a red stat says which alert it is.
         expect(stat.options.textMode).toBe("value_and_name");
         expect(stat.targets.map((target) => target.legendFormat)).toEqual([DEEPCHAT_HEALTH_VALUES.serverErrors, DEEPCHAT_HEALTH_VALUES.failedReplies]);
-        // The total of the same per-box counts the rules evaluate.
+        // The worst box of the same per-box counts the rules evaluate.
         const { errorRateWindow, replyFailureWindow, ollamaRequestTimeout } = options.alerts;
         // (The panels add the box picker to every selector; the rules evaluate every box.)
-        expect(stat.targets[0].expr).toBe(forPickedHosts(deepchatServerErrorCount(errorRateWindow)));
-        expect(stat.targets[0].expr).toContain(forPickedHosts(deepchatServerErrorsPerHost(errorRateWindow)));
+        expect(stat.targets[0].expr).toBe(forPickedHosts(worstHost(deepchatServerErrorsPerHost(errorRateWindow))));
         expect(ruleExpr(options, "deepchat-high-error-rate")).toContain(deepchatServerErrorsPerHost(errorRateWindow));
-        expect(stat.targets[1].expr).toBe(forPickedHosts(failedRepliesCount(replyFailureWindow, ollamaRequestTimeout)));
-        expect(stat.targets[1].expr).toContain(forPickedHosts(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout)));
+        expect(stat.targets[1].expr).toBe(forPickedHosts(worstHost(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout))));
         expect(ruleExpr(options, "deepchat-replies-failing")).toContain(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout));
+    });
+
+    it("names the box in the DeepChat stat's values only when there are several boxes", () => {
+        const legends = (options: DashboardOptions): string[] =>
+            (panel(parseDashboardJson(allDashboardJson(options).overview), OVERVIEW_PANEL_IDS.deepchatHealth).targets ?? []).map(
+                (target) => (target as { legendFormat?: string }).legendFormat ?? "",
+            );
+        const asToday = [DEEPCHAT_HEALTH_VALUES.serverErrors, DEEPCHAT_HEALTH_VALUES.failedReplies];
+        expect(legends(DEFAULTS)).toEqual(asToday);
+        expect(legends({ ...DEFAULTS, expectedHosts: ["lab-box"] })).toEqual(asToday);
+        expect(legends({ ...DEFAULTS, expectedHosts: ["hub-box", "gpu-01"] })).toEqual(["HTTP 5xx on {{host}}", "failed replies on {{host}}"]);
     });
 
     it("shows green/red for Ollama from the probe, and says when the probe is off", () => {
