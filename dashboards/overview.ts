@@ -20,6 +20,7 @@ import {
     panelLinkTo,
     dashboardLinkTo,
     hostVariable,
+    seriesLegend,
     severalBoxes,
     thresholds,
     valueText,
@@ -234,6 +235,7 @@ export function requestsPerMinutePanel(options: DashboardOptions): timeseries.Pa
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, responsesPerMinute(deepchatResponses()), { refId: "A", legend: "DeepChat" }))
         .withTarget(lokiQuery(options.datasourceUid, responsesPerMinute(ollamaResponses()), { refId: "B", legend: "Ollama" }))
+        .legend(seriesLegend())
         .unit("reqpm")
         .min(0)
         .fillOpacity(10)
@@ -249,6 +251,7 @@ export function errorRatePanel(options: DashboardOptions): timeseries.PanelBuild
         .description("Share of DeepChat's responses with status 4xx (client errors, e.g. model not found) and 5xx (server errors).")
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, deepchatErrorShare(), { refId: "A", legend: "{{status_class}}" }))
+        .legend(seriesLegend())
         .unit("percentunit")
         .min(0)
         .fillOpacity(10)
@@ -273,6 +276,7 @@ export function failedRepliesPanel(options: DashboardOptions): timeseries.PanelB
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, failedRepliesPerMinute(ollamaRequestTimeout), { refId: "A", legend: "{{kind}}" }))
+        .legend(seriesLegend())
         .links([troubleshootingLink()])
         .height(8)
         .span(6);
@@ -289,6 +293,7 @@ export function latencyPanel(options: DashboardOptions): timeseries.PanelBuilder
         .title("DeepChat latency P50 / P90 / P99")
         .description("Response time of DeepChat's requests (duration= of its access lines). A chat answer is streamed, so long tails are normal; a P99 near 120 s means timeouts.")
         .datasource(lokiDatasource(options.datasourceUid))
+        .legend(seriesLegend())
         .unit("s")
         .min(0)
         .links([troubleshootingLink()])
@@ -314,6 +319,7 @@ export function modelMemoryPanel(options: DashboardOptions): timeseries.PanelBui
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, modelMemory("size_vram_bytes"), { refId: "A", legend: "in GPU memory (VRAM)" }))
         .withTarget(lokiQuery(options.datasourceUid, modelMemory("size_bytes"), { refId: "B", legend: "model size" }))
+        .legend(seriesLegend())
         .unit("bytes")
         .min(0)
         .links([troubleshootingLink()])
@@ -329,6 +335,7 @@ export function ollamaBusyPanel(options: DashboardOptions): timeseries.PanelBuil
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, ollamaBusyResponses(), { refId: "A", legend: "Ollama HTTP 503" }))
         .withTarget(lokiQuery(options.datasourceUid, serverBusyMentions(), { refId: "B", legend: 'DeepChat "server busy"' }))
+        .legend(seriesLegend())
         .links([troubleshootingLink()])
         .height(8)
         .span(8);

@@ -145,6 +145,15 @@ export function lastValue(): common.ReduceDataOptionsBuilder {
     return new common.ReduceDataOptionsBuilder().calcs(["lastNotNull"]).values(false);
 }
 
+/**
+ * The legend of a time series that can draw several series: a list under the graph, each entry
+ * named by its query's legendFormat. The SDK's default hides it (showLegend false), leaving the
+ * names to the tooltip.
+ */
+export function seriesLegend(): common.VizLegendOptionsBuilder {
+    return new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom);
+}
+
 /** Counts per step drawn as bars (failures, 503s, timeouts): whole numbers from 0, no smoothing. */
 export function countBars(): timeseries.PanelBuilder {
     return new timeseries.PanelBuilder().drawStyle(common.GraphDrawStyle.Bars).fillOpacity(60).unit("short").min(0);

@@ -29,6 +29,8 @@ import {
     AUTO_RANGE,
     PICKED_HOSTS_MATCHER,
 } from "../dashboards/queries";
+import { parseMetricQuery, type MetricNode } from "./support/logqlAst";
+import { interpolateVariables } from "./support/logqlLabels";
 
 const DEFAULTS: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true };
 const OTHER: DashboardOptions = {
@@ -318,4 +320,79 @@ describe("the box picker (host variable)", () => {
             `sum(count_over_time({${PICKED_HOSTS_MATCHER}, job="a"} | label_format x=\`{{ .y }}\` [5m])) or count_over_time({${PICKED_HOSTS_MATCHER}, job=~"b|c", level="error"} [5m])`,
         );
     });
+});
+
+/**
+ * True when the query can only ever answer one series: a number, an aggregation without grouping
+ * (topk/bottomk of 1), or arithmetic and filters on such. Anything else may answer several.
+ */
+function atMostOneSeries(node: MetricNode): boolean {
+    switch (node.kind) {
+        case "scalar":
+        case "vector":
+            return true;
+        case "vectorAgg": {
+            const ungrouped = node.grouping === undefined || (!node.grouping.without && node.grouping.labels.length === 0);
+            return ungrouped && (node.op === "topk" || node.op === "bottomk" ? node.param === 1 : true);
+        }
+        case "binary":
+            if (node.op === "or") return false;
+            if (node.op === "and" || node.op === "unless") return atMostOneSeries(node.left);
+            return atMostOneSeries(node.left) && atMostOneSeries(node.right);
+        default:
+            return false;
+    }
+}
+
+interface LegendJson {
+    readonly showLegend?: boolean;
+    readonly displayMode?: string;
+    readonly placement?: string;
+}
+
+/** A panel can draw several series when it has several queries, or a query whose legend names a label. */
+function canShowSeveralSeries(item: PanelJson): boolean {
+    const targets = item.targets ?? [];
+    return targets.length > 1 || targets.some((target) => /\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}/.test(target.legendFormat ?? ""));
+}
+
+describe("legends", () => {
+    it("the checks tell one series from several", () => {
+        expect(atMostOneSeries(parseMetricQuery('max(max_over_time({job="ollama-probe"} | json latency_ms="latency_ms" | unwrap latency_ms [1m]))'))).toBe(true);
+        expect(atMostOneSeries(parseMetricQuery('sum(rate({job="a"} [1m])) * 60'))).toBe(true);
+        expect(atMostOneSeries(parseMetricQuery('max by (host) (rate({job="a"} [1m]))'))).toBe(false);
+        expect(atMostOneSeries(parseMetricQuery('rate({job="a"} [1m])'))).toBe(false);
+        expect(atMostOneSeries(parseMetricQuery('sum(rate({job="a"} [1m])) or vector(0)'))).toBe(false);
+        const withLegend = (legendFormat: string, count = 1): PanelJson =>
+            ({ id: 1, type: "timeseries", title: "t", gridPos: { x: 0, y: 0, w: 1, h: 1 }, targets: Array.from({ length: count }, () => ({ legendFormat })) }) as PanelJson;
+        expect(canShowSeveralSeries(withLegend("{{host}}"))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("P50 {{ job }}"))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("probe latency", 2))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("probe latency"))).toBe(false);
+    });
+
+    it.each([DEFAULTS, OTHER, { ...DEFAULTS, expectedHosts: ["hub-box", "gpu-01", "gpu-02"] }])(
+        "every time series that can draw several series lists them under the graph, by their legend formats (%#)",
+        (options) => {
+            const listed: string[] = [];
+            for (const model of models(options)) {
+                for (const item of allPanels(model).filter((candidate) => candidate.type === "timeseries")) {
+                    const name = `${model.uid}: ${item.title}`;
+                    if (canShowSeveralSeries(item)) {
+                        const legend = (item as PanelJson & { options?: { legend?: LegendJson } }).options?.legend;
+                        expect(legend, name).toMatchObject({ showLegend: true, displayMode: "list", placement: "bottom" });
+                        // The entries are named by each query's legendFormat, never by raw label sets.
+                        for (const target of item.targets ?? []) expect(target.legendFormat ?? "", `${name} ${target.refId}`).not.toBe("");
+                        listed.push(name);
+                    } else {
+                        // One query with a fixed name: it must answer one series, or the names would repeat.
+                        const [only] = item.targets ?? [];
+                        expect(atMostOneSeries(parseMetricQuery(interpolateVariables(only?.expr ?? ""))), name).toBe(true);
+                    }
+                }
+            }
+            // 6 in the overview's traffic and model rows, 6 GPU and host panels, 2 in troubleshooting.
+            expect(listed).toHaveLength(14);
+        },
+    );
 });
