@@ -16,6 +16,7 @@ import {
     lastValue,
     lokiDatasource,
     lokiQuery,
+    nanText,
     noDataText,
     panelLinkTo,
     dashboardLinkTo,
@@ -65,6 +66,19 @@ function probeMissingText(options: DashboardOptions): string {
 }
 
 const PROBE_DISABLED_NOTE = " Needs the Ollama probe (ollamaProbe.enabled); without it this panel stays empty.";
+
+/**
+ * A stat with one value per box: named by host. Grafana hides the name of a stat's only value,
+ * so one box looks as it always did; on a hub the display name keeps the box named even when a
+ * single box is left (one picked, the others silent).
+ */
+function perBoxStat(options: DashboardOptions): stat.PanelBuilder {
+    const panel = new stat.PanelBuilder()
+        // Auto: the value alone when there is one, name and value when there are several.
+        .textMode(common.BigValueTextMode.Auto);
+    if (severalBoxes(options)) panel.displayName(`\${__field.labels.${HOST_LABEL}}`);
+    return panel;
+}
 
 // ---------------------------------------------------------------- health row
 
@@ -137,7 +151,7 @@ export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder
  * one box reads "UP" as before; with several, each reads "gpu-02 DOWN".
  */
 export function ollamaHealthStat(options: DashboardOptions): stat.PanelBuilder {
-    return new stat.PanelBuilder()
+    return perBoxStat(options)
         .id(IDS.ollamaHealth)
         .title("Ollama")
         .description(
@@ -150,8 +164,6 @@ export function ollamaHealthStat(options: DashboardOptions): stat.PanelBuilder {
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)
-        // Auto: the value alone when there is one, name and value when there are several.
-        .textMode(common.BigValueTextMode.Auto)
         .mappings([
             valueText({
                 "1": { text: "UP", color: "green" },
@@ -192,7 +204,7 @@ export function loadedModelStat(options: DashboardOptions): stat.PanelBuilder {
  * a ratio of maxima across boxes would let one box's full GPU hide another's spill.
  */
 export function modelOnGpuStat(options: DashboardOptions): stat.PanelBuilder {
-    return new stat.PanelBuilder()
+    return perBoxStat(options)
         .id(IDS.modelOnGpu)
         .title("Model in GPU memory")
         .description(
@@ -206,14 +218,13 @@ export function modelOnGpuStat(options: DashboardOptions): stat.PanelBuilder {
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)
-        // Auto: the value alone when there is one, name and value when there are several.
-        .textMode(common.BigValueTextMode.Auto)
         .unit("percentunit")
         .decimals(0)
         .min(0)
         .max(1)
-        // 0/0 (no model loaded) is NaN.
-        .mappings([noDataText("no model loaded", "text")])
+        // 0/0 (no model loaded) is NaN. Only NaN: Grafana shows a null-matching mapping's text
+        // instead of noValue when there is no series at all, which would read "no model loaded".
+        .mappings([nanText("no model loaded", "text")])
         .noValue(probeMissingText(options))
         .thresholds(thresholds("red", [{ value: 0.999, color: "green" }]))
         .links([troubleshootingLink()])

@@ -132,6 +132,14 @@ export function noDataText(text: string, color: string): dashboard.ValueMapping 
     };
 }
 
+/** Text shown for NaN only (e.g. 0/0); no series at all still shows the panel's noValue. */
+export function nanText(text: string, color: string): dashboard.ValueMapping {
+    return {
+        type: dashboard.MappingType.SpecialValue,
+        options: { match: dashboard.SpecialValueMatch.NotANumber, result: { text, color, index: 0 } },
+    };
+}
+
 /** Reduce each series to one row ("Field" = legend, "Last *" = value), largest first. */
 export function seriesToRowsTransformations(): dashboard.DataTransformerConfig[] {
     return [
