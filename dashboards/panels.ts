@@ -20,8 +20,8 @@ export interface DashboardOptions {
     readonly probeEnabled: boolean;
     /**
      * The `host` label of every box whose logs this Loki should have (the rules' list). With more
-     * than one, the DeepChat stat names the box its values come from; with one (or unset), it
-     * reads as on a single box.
+     * than one, the health stats always name the box each value comes from; with one (or unset),
+     * they read as on a single box.
      */
     readonly expectedHosts?: readonly string[];
 }
