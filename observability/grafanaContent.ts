@@ -104,7 +104,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
         const folder = new grafana.oss.Folder(`${name}-folder`, { uid: FOLDER_UID, title: FOLDER_TITLE }, childOpts);
         this.folderUid = folder.uid;
 
-        const dashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: args.alerts, probeEnabled: args.probeEnabled };
+        const dashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: args.alerts, probeEnabled: args.probeEnabled, expectedHosts: args.expectedHosts };
         const json = allDashboardJson(dashboardOptions);
         const dashboards = {} as Record<DashboardKey, grafana.oss.Dashboard>;
         for (const key of Object.keys(DASHBOARD_UIDS) as DashboardKey[]) {

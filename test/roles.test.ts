@@ -9,6 +9,8 @@ import { parse } from "yaml";
 import { ALERT_RULE_TITLES } from "../observability/alerts/serviceRules";
 import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../services/promtail/promtail";
 import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../services/pushProxy/pushProxy";
+import { allPanels, parseDashboardJson } from "../observability/dashboards";
+import { OVERVIEW_PANEL_IDS } from "../observability/dashboards/ids";
 import { FakeStack, ProgramRun, RecordedResource, runProgram } from "./mocks";
 
 const CONTAINER = "docker:index/container:Container";
@@ -167,6 +169,19 @@ describe("a hub", () => {
     it("exports what its agents and the alert rules read", () => {
         expect(hub.outputs).toMatchObject({ pushUrl: "http://hub-box:3101/loki/api/v1/push", hubHostLabel: "hub-box", expectedHosts: ["hub-box", "gpu-01", "gpu-02"] });
         expect(hub.secretOutputs.has("pushUrl")).toBe(false);
+    });
+
+    it("names the box in the overview's health stats (one per box, the DeepChat stat's worst box); a standalone's read as on one box", async () => {
+        const healthStats = (stack: ProgramRun) => {
+            const overview = parseDashboardJson(String(stack.one("grafana:oss/dashboard:Dashboard", "content-dashboard-overview").inputs.configJson));
+            const byId = (id: number) => allPanels(overview).find((panel) => panel.id === id) as unknown as { targets: Array<{ legendFormat: string }>; fieldConfig: { defaults: { displayName?: string } } };
+            return {
+                deepchat: byId(OVERVIEW_PANEL_IDS.deepchatHealth).targets.map((target) => target.legendFormat),
+                ollamaName: byId(OVERVIEW_PANEL_IDS.ollamaHealth).fieldConfig.defaults.displayName,
+            };
+        };
+        expect(healthStats(hub)).toEqual({ deepchat: ["HTTP 5xx on {{host}}", "failed replies on {{host}}"], ollamaName: "${__field.labels.host}" });
+        expect(healthStats(await runProgram(BASE))).toEqual({ deepchat: ["HTTP 5xx", "failed replies"], ollamaName: undefined });
     });
 
     it("gives every expected box (itself and each agent) a series in the service rules, so a silent agent is seen", () => {

@@ -11,7 +11,7 @@ import * as logs from "@grafana/grafana-foundation-sdk/logs";
 import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "./ids";
-import { lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { lokiDatasource, lokiQuery, panelLinkTo, seriesLegend, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import { GPU_LOOKBACK, NO_GPU_PROBE, gpuHolders, gpuMemoryByHolder, gpuProbeErrorLines, perGpu, perHost } from "../queries/gpu";
 
 
@@ -23,13 +23,14 @@ function holdersLink(): dashboard.DashboardLinkBuilder {
     return panelLinkTo(HOLDERS_LINK, DASHBOARD_UIDS.troubleshooting);
 }
 
-/** A time series of GPU probe readings that says "no GPU probe" when there are none. */
+/** A time series of GPU probe readings that says "no GPU probe" when there are none; one series per GPU, process or host. */
 function gpuTimeseries(options: DashboardOptions, id: number, title: string, description: string): timeseries.PanelBuilder {
     return new timeseries.PanelBuilder()
         .id(id)
         .title(title)
         .description(description + GPU_PROBE_NOTE)
         .datasource(lokiDatasource(options.datasourceUid))
+        .legend(seriesLegend())
         .noValue(NO_GPU_PROBE)
         .min(0)
         .links([holdersLink()])

@@ -44,6 +44,7 @@ export interface DatasourceRefJson {
 export interface TargetJson {
     readonly refId?: string;
     readonly expr?: string;
+    readonly legendFormat?: string;
     readonly queryType?: string;
     readonly datasource?: DatasourceRefJson;
 }

@@ -9,39 +9,46 @@ import * as logs from "@grafana/grafana-foundation-sdk/logs";
 import * as stat from "@grafana/grafana-foundation-sdk/stat";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { cpuLoadPanel, gpuMemoryByHolderPanel, gpuMemoryPanel, gpuRow, gpuTemperaturePanel, gpuUtilizationPanel, hostMemoryPanel } from "./gpuPanels";
+import { modelShareOnGpuByHost } from "../queries/gpu";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS as IDS } from "./ids";
 import {
     countBars,
     lastValue,
     lokiDatasource,
     lokiQuery,
+    nanText,
     noDataText,
     panelLinkTo,
     dashboardLinkTo,
     hostVariable,
+    seriesLegend,
+    severalBoxes,
     thresholds,
     valueText,
     type DashboardOptions,
 } from "./panels";
 import {
+    HOST_LABEL,
     KEYWORD_VARIABLE,
     PROBE_LOOKBACK,
+    PROBE_MEMORY,
+    PROBE_SILENT,
     deepchatErrorShare,
     deepchatLatencyQuantile,
     deepchatResponses,
+    deepchatServerErrorsPerHost,
+    failedRepliesPerHost,
     keywordLogLines,
     loadedModels,
     modelMemory,
-    modelShareOnGpu,
     ollamaBusyResponses,
     ollamaResponses,
-    ollamaUpNow,
+    ollamaUpOrSilentPerHost,
     probeLatencyMs,
     responsesPerMinute,
     serverBusyMentions,
-    deepchatServerErrorCount,
-    failedRepliesCount,
     failedRepliesPerMinute,
+    worstHost,
     REPLY_FAILURE_KINDS,
 } from "../queries/services";
 
@@ -60,6 +67,19 @@ function probeMissingText(options: DashboardOptions): string {
 
 const PROBE_DISABLED_NOTE = " Needs the Ollama probe (ollamaProbe.enabled); without it this panel stays empty.";
 
+/**
+ * A stat with one value per box: named by host. Grafana hides the name of a stat's only value,
+ * so one box looks as it always did; on a hub the display name keeps the box named even when a
+ * single box is left (one picked, the others silent).
+ */
+function perBoxStat(options: DashboardOptions): stat.PanelBuilder {
+    const panel = new stat.PanelBuilder()
+        // Auto: the value alone when there is one, name and value when there are several.
+        .textMode(common.BigValueTextMode.Auto);
+    if (severalBoxes(options)) panel.displayName(`\${__field.labels.${HOST_LABEL}}`);
+    return panel;
+}
+
 // ---------------------------------------------------------------- health row
 
 export function healthRow(): dashboard.RowBuilder {
@@ -69,10 +89,14 @@ export function healthRow(): dashboard.RowBuilder {
 /** Names of the DeepChat stat's two values; each has its own threshold. */
 export const DEEPCHAT_HEALTH_VALUES = { serverErrors: "HTTP 5xx", failedReplies: "failed replies" } as const;
 
+/** refIds of the DeepChat stat's two values (its thresholds are set per query, whatever the names read). */
+export const DEEPCHAT_HEALTH_REFS = { serverErrors: "A", failedReplies: "B" } as const;
+
 /**
- * Red when either alert that watches DeepChat would fire: HTTP 5xx above the error-rate
+ * Red when either alert that watches DeepChat fires for some box: HTTP 5xx above the error-rate
  * threshold, or failed replies above theirs. It shows both values by name, so on-call sees which
- * one it is. Each value is the total of the same per-box count its rule evaluates.
+ * one it is. Each value is the worst box's count, the same per-box count its rule evaluates
+ * (worstHost); with several boxes the name says which box (`HTTP 5xx on gpu-02`).
  */
 export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder {
     const { errorRateThreshold, errorRateWindow, replyFailureThreshold, replyFailureWindow, ollamaRequestTimeout } = options.alerts;
@@ -81,6 +105,8 @@ export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder
         id: "thresholds",
         value: thresholds("green", [{ value: limit + 1, color: "red" }]).build(),
     });
+    // One box: the names read as they always did. Several: the worst box is named.
+    const named = (name: string): string => (severalBoxes(options) ? `${name} on {{${HOST_LABEL}}}` : name);
     return new stat.PanelBuilder()
         .id(IDS.deepchatHealth)
         .title("DeepChat")
@@ -88,17 +114,22 @@ export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder
             `HTTP 5xx responses DeepChat answered in the last ${errorRateWindow} (red above ${errorRateThreshold}: "DeepChat high error rate"), ` +
                 `and failed replies in the last ${replyFailureWindow} (red above ${replyFailureThreshold}: "DeepChat replies failing"): ` +
                 `DeepChat errors about streaming or Ollama, or Ollama chat/generate requests that answered 5xx or took ${ollamaRequestTimeout}. ` +
-                "A reply can fail with HTTP 200, so both are shown.",
+                "A reply can fail with HTTP 200, so both are shown. " +
+                "Each is counted per box, as the rules count, and the stat shows the box with the most (named when there are several boxes), so it is red exactly when a rule fires for some box.",
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(
-            lokiQuery(options.datasourceUid, deepchatServerErrorCount(errorRateWindow), { refId: "A", instant: true, legend: DEEPCHAT_HEALTH_VALUES.serverErrors }),
+            lokiQuery(options.datasourceUid, worstHost(deepchatServerErrorsPerHost(errorRateWindow)), {
+                refId: DEEPCHAT_HEALTH_REFS.serverErrors,
+                instant: true,
+                legend: named(DEEPCHAT_HEALTH_VALUES.serverErrors),
+            }),
         )
         .withTarget(
-            lokiQuery(options.datasourceUid, failedRepliesCount(replyFailureWindow, ollamaRequestTimeout), {
-                refId: "B",
+            lokiQuery(options.datasourceUid, worstHost(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout)), {
+                refId: DEEPCHAT_HEALTH_REFS.failedReplies,
                 instant: true,
-                legend: DEEPCHAT_HEALTH_VALUES.failedReplies,
+                legend: named(DEEPCHAT_HEALTH_VALUES.failedReplies),
             }),
         )
         .reduceOptions(lastValue())
@@ -108,30 +139,37 @@ export function deepchatHealthStat(options: DashboardOptions): stat.PanelBuilder
         .unit("none")
         .decimals(0)
         .thresholds(thresholds("green", [{ value: errorRateThreshold + 1, color: "red" }]))
-        .overrideByName(DEEPCHAT_HEALTH_VALUES.serverErrors, [redAbove(errorRateThreshold)])
-        .overrideByName(DEEPCHAT_HEALTH_VALUES.failedReplies, [redAbove(replyFailureThreshold)])
+        .overrideByQuery(DEEPCHAT_HEALTH_REFS.serverErrors, [redAbove(errorRateThreshold)])
+        .overrideByQuery(DEEPCHAT_HEALTH_REFS.failedReplies, [redAbove(replyFailureThreshold)])
         .links([troubleshootingLink()])
         .height(5)
         .span(6);
 }
 
+/**
+ * UP/DOWN per box, named by host. Grafana's stat drops the name when it shows a single value, so
+ * one box reads "UP" as before; with several, each reads "gpu-02 DOWN".
+ */
 export function ollamaHealthStat(options: DashboardOptions): stat.PanelBuilder {
-    return new stat.PanelBuilder()
+    return perBoxStat(options)
         .id(IDS.ollamaHealth)
         .title("Ollama")
         .description(
-            `Latest answer of Ollama to the probe (GET /api/version) in the last ${PROBE_LOOKBACK}. ` +
-                `"No probe data" means the probe itself is not running or its lines do not reach Loki.` +
+            `Latest answer of Ollama to the probe (GET /api/version) in the last ${PROBE_LOOKBACK}, per box (named when there are several). ` +
+                `"No probe data" means the probe itself is not running or its lines do not reach Loki; a box whose probe stopped within the last ${PROBE_MEMORY} stays listed with it.` +
                 (options.probeEnabled ? "" : PROBE_DISABLED_NOTE),
         )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, ollamaUpNow(PROBE_LOOKBACK), { refId: "A", instant: true, legend: "up" }))
+        .withTarget(lokiQuery(options.datasourceUid, ollamaUpOrSilentPerHost(PROBE_LOOKBACK, PROBE_MEMORY), { refId: "A", instant: true, legend: `{{${HOST_LABEL}}}` }))
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)
-        .textMode(common.BigValueTextMode.Value)
         .mappings([
-            valueText({ "1": { text: "UP", color: "green" }, "0": { text: "DOWN", color: "red" } }),
+            valueText({
+                "1": { text: "UP", color: "green" },
+                "0": { text: "DOWN", color: "red" },
+                [String(PROBE_SILENT)]: { text: probeMissingText(options), color: "red" },
+            }),
             noDataText(probeMissingText(options), "red"),
         ])
         .noValue(probeMissingText(options))
@@ -160,29 +198,33 @@ export function loadedModelStat(options: DashboardOptions): stat.PanelBuilder {
         .span(6);
 }
 
-/** Below 100 %, part of the model runs on the CPU: answers slow down until requests time out. */
+/**
+ * Below 100 %, part of the model runs on the CPU: answers slow down until requests time out.
+ * One value per box (the "Model not fully on the GPU" rule's query), named when there are several:
+ * a ratio of maxima across boxes would let one box's full GPU hide another's spill.
+ */
 export function modelOnGpuStat(options: DashboardOptions): stat.PanelBuilder {
-    return new stat.PanelBuilder()
+    return perBoxStat(options)
         .id(IDS.modelOnGpu)
         .title("Model in GPU memory")
         .description(
-            "Share of the loaded models' size that sits in GPU memory (size_vram / size from /api/ps). " +
+            "Share of the loaded models' size that sits in GPU memory (size_vram / size from /api/ps), per box (named when there are several). " +
                 "Below 100 % part of the model runs on the CPU, typically because another job took the GPU's memory; " +
                 'answers then crawl and end in "context deadline exceeded".' +
                 (options.probeEnabled ? "" : PROBE_DISABLED_NOTE),
         )
         .datasource(lokiDatasource(options.datasourceUid))
-        .withTarget(lokiQuery(options.datasourceUid, modelShareOnGpu(), { refId: "A", instant: true, legend: "on GPU" }))
+        .withTarget(lokiQuery(options.datasourceUid, modelShareOnGpuByHost(PROBE_LOOKBACK), { refId: "A", instant: true, legend: `{{${HOST_LABEL}}}` }))
         .reduceOptions(lastValue())
         .colorMode(common.BigValueColorMode.Background)
         .graphMode(common.BigValueGraphMode.None)
-        .textMode(common.BigValueTextMode.Value)
         .unit("percentunit")
         .decimals(0)
         .min(0)
         .max(1)
-        // 0/0 (no model loaded) is NaN.
-        .mappings([noDataText("no model loaded", "text")])
+        // 0/0 (no model loaded) is NaN. Only NaN: Grafana shows a null-matching mapping's text
+        // instead of noValue when there is no series at all, which would read "no model loaded".
+        .mappings([nanText("no model loaded", "text")])
         .noValue(probeMissingText(options))
         .thresholds(thresholds("red", [{ value: 0.999, color: "green" }]))
         .links([troubleshootingLink()])
@@ -204,6 +246,7 @@ export function requestsPerMinutePanel(options: DashboardOptions): timeseries.Pa
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, responsesPerMinute(deepchatResponses()), { refId: "A", legend: "DeepChat" }))
         .withTarget(lokiQuery(options.datasourceUid, responsesPerMinute(ollamaResponses()), { refId: "B", legend: "Ollama" }))
+        .legend(seriesLegend())
         .unit("reqpm")
         .min(0)
         .fillOpacity(10)
@@ -219,6 +262,7 @@ export function errorRatePanel(options: DashboardOptions): timeseries.PanelBuild
         .description("Share of DeepChat's responses with status 4xx (client errors, e.g. model not found) and 5xx (server errors).")
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, deepchatErrorShare(), { refId: "A", legend: "{{status_class}}" }))
+        .legend(seriesLegend())
         .unit("percentunit")
         .min(0)
         .fillOpacity(10)
@@ -243,6 +287,7 @@ export function failedRepliesPanel(options: DashboardOptions): timeseries.PanelB
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, failedRepliesPerMinute(ollamaRequestTimeout), { refId: "A", legend: "{{kind}}" }))
+        .legend(seriesLegend())
         .links([troubleshootingLink()])
         .height(8)
         .span(6);
@@ -259,6 +304,7 @@ export function latencyPanel(options: DashboardOptions): timeseries.PanelBuilder
         .title("DeepChat latency P50 / P90 / P99")
         .description("Response time of DeepChat's requests (duration= of its access lines). A chat answer is streamed, so long tails are normal; a P99 near 120 s means timeouts.")
         .datasource(lokiDatasource(options.datasourceUid))
+        .legend(seriesLegend())
         .unit("s")
         .min(0)
         .links([troubleshootingLink()])
@@ -284,6 +330,7 @@ export function modelMemoryPanel(options: DashboardOptions): timeseries.PanelBui
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, modelMemory("size_vram_bytes"), { refId: "A", legend: "in GPU memory (VRAM)" }))
         .withTarget(lokiQuery(options.datasourceUid, modelMemory("size_bytes"), { refId: "B", legend: "model size" }))
+        .legend(seriesLegend())
         .unit("bytes")
         .min(0)
         .links([troubleshootingLink()])
@@ -299,6 +346,7 @@ export function ollamaBusyPanel(options: DashboardOptions): timeseries.PanelBuil
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, ollamaBusyResponses(), { refId: "A", legend: "Ollama HTTP 503" }))
         .withTarget(lokiQuery(options.datasourceUid, serverBusyMentions(), { refId: "B", legend: 'DeepChat "server busy"' }))
+        .legend(seriesLegend())
         .links([troubleshootingLink()])
         .height(8)
         .span(8);

@@ -18,6 +18,17 @@ export interface DashboardOptions {
     readonly alerts: AlertThresholds;
     /** Without the probe, the Ollama panels that read probe lines stay empty; they say so. */
     readonly probeEnabled: boolean;
+    /**
+     * The `host` label of every box whose logs this Loki should have (the rules' list). With more
+     * than one, the health stats always name the box each value comes from; with one (or unset),
+     * they read as on a single box.
+     */
+    readonly expectedHosts?: readonly string[];
+}
+
+/** Whether the dashboards serve several boxes (a hub with agents). */
+export function severalBoxes(options: DashboardOptions): boolean {
+    return (options.expectedHosts?.length ?? 1) > 1;
 }
 
 export function lokiDatasource(uid: string): common.DataSourceRef {
@@ -121,6 +132,14 @@ export function noDataText(text: string, color: string): dashboard.ValueMapping 
     };
 }
 
+/** Text shown for NaN only (e.g. 0/0); no series at all still shows the panel's noValue. */
+export function nanText(text: string, color: string): dashboard.ValueMapping {
+    return {
+        type: dashboard.MappingType.SpecialValue,
+        options: { match: dashboard.SpecialValueMatch.NotANumber, result: { text, color, index: 0 } },
+    };
+}
+
 /** Reduce each series to one row ("Field" = legend, "Last *" = value), largest first. */
 export function seriesToRowsTransformations(): dashboard.DataTransformerConfig[] {
     return [
@@ -132,6 +151,15 @@ export function seriesToRowsTransformations(): dashboard.DataTransformerConfig[]
 /** Stats show the most recent value. */
 export function lastValue(): common.ReduceDataOptionsBuilder {
     return new common.ReduceDataOptionsBuilder().calcs(["lastNotNull"]).values(false);
+}
+
+/**
+ * The legend of a time series that can draw several series: a list under the graph, each entry
+ * named by its query's legendFormat. The SDK's default hides it (showLegend false), leaving the
+ * names to the tooltip.
+ */
+export function seriesLegend(): common.VizLegendOptionsBuilder {
+    return new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom);
 }
 
 /** Counts per step drawn as bars (failures, 503s, timeouts): whole numbers from 0, no smoothing. */

@@ -11,7 +11,7 @@ import * as table from "@grafana/grafana-foundation-sdk/table";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { gpuHoldersPanel, gpuHoldersRow, gpuProbeErrorsPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
-import { countBars, dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { countBars, dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesLegend, seriesToRowsTransformations, type DashboardOptions } from "./panels";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
@@ -65,6 +65,7 @@ export function streamingFailuresPanel(options: DashboardOptions): timeseries.Pa
         )
         .datasource(lokiDatasource(options.datasourceUid))
         .withTarget(lokiQuery(options.datasourceUid, deepchatReplyFailures(AUTO_RANGE), { refId: "A", legend: "{{host}}" }))
+        .legend(seriesLegend())
         .links([overviewLink()])
         .height(9)
         .span(8);
@@ -103,6 +104,7 @@ export function timeoutsPanel(options: DashboardOptions): timeseries.PanelBuilde
             }),
         )
         .withTarget(lokiQuery(options.datasourceUid, timeoutsPerJob(), { refId: "B", legend: "timeout lines {{job}}" }))
+        .legend(seriesLegend())
         .links([overviewLink()])
         .height(9)
         .span(8);

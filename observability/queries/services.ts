@@ -157,22 +157,28 @@ export function orValueForHosts(perHostExpr: string, hosts: readonly string[], v
 // Health (overview stats and alert rules)
 // ---------------------------------------------------------------------------------------
 
+/** The `host` of worstHost's 0 when no box had a single event. */
+export const NO_BOX = "any box";
+
+/**
+ * The box with the largest count of `perHostCount` (a count per box, as the rules evaluate it),
+ * with its `host` label; on a tie, one of the tied boxes. When no box counted anything (Loki
+ * returns no series for no lines), 0 under host NO_BOX. The overview's DeepChat stat shows this:
+ * red above a rule's threshold exactly when the rule fires for some box, where a sum over the
+ * boxes (6 + 6 errors against a threshold of 10) would be red while no box's rule fires.
+ */
+export function worstHost(perHostCount: string): string {
+    return `topk(1, ${perHostCount} or label_replace(vector(0), ${logqlString(HOST_LABEL)}, ${logqlString(NO_BOX)}, "", ""))`;
+}
+
 /**
  * HTTP 5xx responses DeepChat answered in `window`, per box, each counted once (oncePerHost).
  * Ollama's own 5xx are left out: each one usually surfaces as a DeepChat 5xx too, and counting
  * both would page at half the threshold. The "DeepChat high error rate" rule evaluates this per
- * box; the overview's DeepChat stat shows its total (deepchatServerErrorCount).
+ * box; the overview's DeepChat stat shows the worst box (worstHost).
  */
 export function deepchatServerErrorsPerHost(window: string): string {
     return oncePerHost(`count_over_time(${deepchatResponses(["5xx"])} [${window}])`);
-}
-
-/**
- * The boxes' 5xx in `window` added up, 0 when there were none (Loki returns an empty vector for
- * no lines; `or vector(0)` makes that 0). With one box, or one box picked, it is the rule's value.
- */
-export function deepchatServerErrorCount(window: string): string {
-    return `sum(${deepchatServerErrorsPerHost(window)}) or vector(0)`;
 }
 
 /**
@@ -186,6 +192,21 @@ export function ollamaAnsweredProbePerHost(window: string): string {
 /** The most recent probe result per box (1 up, 0 down) within `lookback`. */
 export function ollamaUpNow(lookback: string): string {
     return `max by (${HOST_LABEL}) (${probeSample("last_over_time", "up", lookback)})`;
+}
+
+/** The "Ollama" stat's value for a box whose probe sent lines within PROBE_MEMORY, but none within its lookback (`* 0 - 1` below). */
+export const PROBE_SILENT = -1;
+/** How long the "Ollama" stat keeps showing a box whose probe fell silent (as PROBE_SILENT). */
+export const PROBE_MEMORY = "24h";
+
+/**
+ * ollamaUpNow, plus PROBE_SILENT for each box that sent probe lines within `memory` but none
+ * within `lookback`. Without it a silent box would simply vanish from the stat, and with several
+ * boxes the rest would still read "UP". `or` keeps the box's own value where it has one.
+ * Counting lines needs no parsing, so looking back a day stays cheap.
+ */
+export function ollamaUpOrSilentPerHost(lookback: string, memory: string): string {
+    return `${ollamaUpNow(lookback)} or (max by (${HOST_LABEL}) (count_over_time(${streamSelector([JOBS.ollamaProbe])} [${memory}])) * 0 - 1)`;
 }
 
 /**
@@ -267,11 +288,6 @@ export function failedRepliesPerHost(window: string, timeout: string): string {
     return `max by (${HOST_LABEL}) (${failedRepliesByKind(window, timeout)})`;
 }
 
-/** The boxes' failed replies in `window` added up, 0 when there were none (the overview's stat). */
-export function failedRepliesCount(window: string, timeout: string): string {
-    return `sum(${failedRepliesPerHost(window, timeout)}) or vector(0)`;
-}
-
 /** Failed replies per minute, one series per kind (the overview's "Failed replies" panel). */
 export function failedRepliesPerMinute(timeout: string): string {
     return `sum by (kind) (${failedRepliesByKind(AUTO_RANGE, timeout, "rate")}) * 60`;
@@ -323,11 +339,6 @@ export const PROBE_LOOKBACK = "5m";
 /** Number of loaded models, one series per `model_names` value (the legend shows the names). */
 export function loadedModels(): string {
     return `max by (model_names) (${probeSample("last_over_time", "models_loaded", PROBE_LOOKBACK, ["model_names"])})`;
-}
-
-/** Share of the loaded models' size that sits in GPU memory (1 = fully on the GPU). */
-export function modelShareOnGpu(): string {
-    return `max(${probeSample("last_over_time", "size_vram_bytes", PROBE_LOOKBACK)}) / max(${probeSample("last_over_time", "size_bytes", PROBE_LOOKBACK)})`;
 }
 
 /** Bytes of the loaded models in GPU memory (`size_vram_bytes`) or in total (`size_bytes`), per step. */

@@ -11,7 +11,6 @@ import { JOBS } from "../../../observability/logSchema";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../../../observability/dashboards";
 import { gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../../../observability/queries/gpu";
-import { modelShareOnGpu } from "../../../observability/queries/services";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../../../observability/dashboards/ids";
 import { FIXTURES_DIR } from "../../support/fixtures";
 import { renderedConfig } from "../../support/pipelineHelpers";
@@ -130,8 +129,10 @@ describe("Model not fully on the GPU", () => {
     });
 
     it("reads the same probe fields as the overview's \"Model in GPU memory\" stat, per host", () => {
+        const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
+        const statExpr = allPanels(overview).find((panel) => panel.id === OVERVIEW_PANEL_IDS.modelOnGpu)?.targets?.[0].expr ?? "";
         for (const field of ["size_vram_bytes", "size_bytes"]) {
-            expect(modelShareOnGpu()).toContain(`| json ${field}="${field}" | unwrap ${field}`);
+            expect(statExpr).toContain(`| json ${field}="${field}" | unwrap ${field}`);
             expect(model(rule, "A").expr).toContain(`| json ${field}="${field}" | unwrap ${field}`);
         }
         expect(rule.annotations.__panelId__).toBe(String(OVERVIEW_PANEL_IDS.modelOnGpu));

@@ -17,19 +17,20 @@ import {
 } from "../../../observability/dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../../../observability/dashboards/ids";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
-import { DEEPCHAT_HEALTH_VALUES } from "../../../observability/dashboards/overview";
+import { DEEPCHAT_HEALTH_REFS, DEEPCHAT_HEALTH_VALUES } from "../../../observability/dashboards/overview";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
-    deepchatServerErrorCount,
     deepchatServerErrorsPerHost,
-    failedRepliesCount,
     failedRepliesPerHost,
     forPickedHosts,
     ollamaFailedGenerations,
+    worstHost,
     AUTO_RANGE,
     PICKED_HOSTS_MATCHER,
 } from "../../../observability/queries/services";
+import { parseMetricQuery, type MetricNode } from "../../support/logqlAst";
+import { interpolateVariables } from "../../support/logqlLabels";
 
 const DEFAULTS: DashboardOptions = { datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true };
 const OTHER: DashboardOptions = {
@@ -203,31 +204,42 @@ describe("the overview", () => {
     ] as const)("colors the DeepChat stat red exactly where either DeepChat alert fires, naming which (%#)", (options, serverErrorsRedFrom, failedRepliesRedFrom) => {
         const model = parseDashboardJson(allDashboardJson(options).overview);
         const stat = JSON.parse(JSON.stringify(panel(model, OVERVIEW_PANEL_IDS.deepchatHealth))) as {
-            targets: Array<{ expr: string; legendFormat: string }>;
+            targets: Array<{ refId: string; expr: string; legendFormat: string }>;
             options: { textMode: string };
             fieldConfig: {
                 overrides: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: { steps: Array<{ value: number | null; color: string }> } }> }>;
             };
         };
-        const redFrom = (name: string): number | null | undefined =>
+        // Per query, so the thresholds hold whatever name a value shows (it names the box on a hub).
+        const redFrom = (refId: string): number | null | undefined =>
             stat.fieldConfig.overrides
-                .find((override) => override.matcher.id === "byName" && override.matcher.options === name)
+                .find((override) => override.matcher.id === "byFrameRefID" && override.matcher.options === refId)
                 ?.properties.find((property) => property.id === "thresholds")
                 ?.value.steps.find((step) => step.color === "red")?.value;
-        expect(redFrom(DEEPCHAT_HEALTH_VALUES.serverErrors)).toBe(serverErrorsRedFrom);
-        expect(redFrom(DEEPCHAT_HEALTH_VALUES.failedReplies)).toBe(failedRepliesRedFrom);
+        expect(stat.targets.map((target) => target.refId)).toEqual([DEEPCHAT_HEALTH_REFS.serverErrors, DEEPCHAT_HEALTH_REFS.failedReplies]);
+        expect(redFrom(DEEPCHAT_HEALTH_REFS.serverErrors)).toBe(serverErrorsRedFrom);
+        expect(redFrom(DEEPCHAT_HEALTH_REFS.failedReplies)).toBe(failedRepliesRedFrom);
         // Both values are shown by name, so a red stat says which alert it is.
         expect(stat.options.textMode).toBe("value_and_name");
         expect(stat.targets.map((target) => target.legendFormat)).toEqual([DEEPCHAT_HEALTH_VALUES.serverErrors, DEEPCHAT_HEALTH_VALUES.failedReplies]);
-        // The total of the same per-box counts the rules evaluate.
+        // The worst box of the same per-box counts the rules evaluate.
         const { errorRateWindow, replyFailureWindow, ollamaRequestTimeout } = options.alerts;
         // (The panels add the box picker to every selector; the rules evaluate every box.)
-        expect(stat.targets[0].expr).toBe(forPickedHosts(deepchatServerErrorCount(errorRateWindow)));
-        expect(stat.targets[0].expr).toContain(forPickedHosts(deepchatServerErrorsPerHost(errorRateWindow)));
+        expect(stat.targets[0].expr).toBe(forPickedHosts(worstHost(deepchatServerErrorsPerHost(errorRateWindow))));
         expect(ruleExpr(options, "deepchat-high-error-rate")).toContain(deepchatServerErrorsPerHost(errorRateWindow));
-        expect(stat.targets[1].expr).toBe(forPickedHosts(failedRepliesCount(replyFailureWindow, ollamaRequestTimeout)));
-        expect(stat.targets[1].expr).toContain(forPickedHosts(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout)));
+        expect(stat.targets[1].expr).toBe(forPickedHosts(worstHost(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout))));
         expect(ruleExpr(options, "deepchat-replies-failing")).toContain(failedRepliesPerHost(replyFailureWindow, ollamaRequestTimeout));
+    });
+
+    it("names the box in the DeepChat stat's values only when there are several boxes", () => {
+        const legends = (options: DashboardOptions): string[] =>
+            (panel(parseDashboardJson(allDashboardJson(options).overview), OVERVIEW_PANEL_IDS.deepchatHealth).targets ?? []).map(
+                (target) => (target as { legendFormat?: string }).legendFormat ?? "",
+            );
+        const asToday = [DEEPCHAT_HEALTH_VALUES.serverErrors, DEEPCHAT_HEALTH_VALUES.failedReplies];
+        expect(legends(DEFAULTS)).toEqual(asToday);
+        expect(legends({ ...DEFAULTS, expectedHosts: ["lab-box"] })).toEqual(asToday);
+        expect(legends({ ...DEFAULTS, expectedHosts: ["hub-box", "gpu-01"] })).toEqual(["HTTP 5xx on {{host}}", "failed replies on {{host}}"]);
     });
 
     it("shows green/red for Ollama from the probe, and says when the probe is off", () => {
@@ -308,4 +320,79 @@ describe("the box picker (host variable)", () => {
             `sum(count_over_time({${PICKED_HOSTS_MATCHER}, job="a"} | label_format x=\`{{ .y }}\` [5m])) or count_over_time({${PICKED_HOSTS_MATCHER}, job=~"b|c", level="error"} [5m])`,
         );
     });
+});
+
+/**
+ * True when the query can only ever answer one series: a number, an aggregation without grouping
+ * (topk/bottomk of 1), or arithmetic and filters on such. Anything else may answer several.
+ */
+function atMostOneSeries(node: MetricNode): boolean {
+    switch (node.kind) {
+        case "scalar":
+        case "vector":
+            return true;
+        case "vectorAgg": {
+            const ungrouped = node.grouping === undefined || (!node.grouping.without && node.grouping.labels.length === 0);
+            return ungrouped && (node.op === "topk" || node.op === "bottomk" ? node.param === 1 : true);
+        }
+        case "binary":
+            if (node.op === "or") return false;
+            if (node.op === "and" || node.op === "unless") return atMostOneSeries(node.left);
+            return atMostOneSeries(node.left) && atMostOneSeries(node.right);
+        default:
+            return false;
+    }
+}
+
+interface LegendJson {
+    readonly showLegend?: boolean;
+    readonly displayMode?: string;
+    readonly placement?: string;
+}
+
+/** A panel can draw several series when it has several queries, or a query whose legend names a label. */
+function canShowSeveralSeries(item: PanelJson): boolean {
+    const targets = item.targets ?? [];
+    return targets.length > 1 || targets.some((target) => /\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}/.test(target.legendFormat ?? ""));
+}
+
+describe("legends", () => {
+    it("the checks tell one series from several", () => {
+        expect(atMostOneSeries(parseMetricQuery('max(max_over_time({job="ollama-probe"} | json latency_ms="latency_ms" | unwrap latency_ms [1m]))'))).toBe(true);
+        expect(atMostOneSeries(parseMetricQuery('sum(rate({job="a"} [1m])) * 60'))).toBe(true);
+        expect(atMostOneSeries(parseMetricQuery('max by (host) (rate({job="a"} [1m]))'))).toBe(false);
+        expect(atMostOneSeries(parseMetricQuery('rate({job="a"} [1m])'))).toBe(false);
+        expect(atMostOneSeries(parseMetricQuery('sum(rate({job="a"} [1m])) or vector(0)'))).toBe(false);
+        const withLegend = (legendFormat: string, count = 1): PanelJson =>
+            ({ id: 1, type: "timeseries", title: "t", gridPos: { x: 0, y: 0, w: 1, h: 1 }, targets: Array.from({ length: count }, () => ({ legendFormat })) }) as PanelJson;
+        expect(canShowSeveralSeries(withLegend("{{host}}"))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("P50 {{ job }}"))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("probe latency", 2))).toBe(true);
+        expect(canShowSeveralSeries(withLegend("probe latency"))).toBe(false);
+    });
+
+    it.each([DEFAULTS, OTHER, { ...DEFAULTS, expectedHosts: ["hub-box", "gpu-01", "gpu-02"] }])(
+        "every time series that can draw several series lists them under the graph, by their legend formats (%#)",
+        (options) => {
+            const listed: string[] = [];
+            for (const model of models(options)) {
+                for (const item of allPanels(model).filter((candidate) => candidate.type === "timeseries")) {
+                    const name = `${model.uid}: ${item.title}`;
+                    if (canShowSeveralSeries(item)) {
+                        const legend = (item as PanelJson & { options?: { legend?: LegendJson } }).options?.legend;
+                        expect(legend, name).toMatchObject({ showLegend: true, displayMode: "list", placement: "bottom" });
+                        // The entries are named by each query's legendFormat, never by raw label sets.
+                        for (const target of item.targets ?? []) expect(target.legendFormat ?? "", `${name} ${target.refId}`).not.toBe("");
+                        listed.push(name);
+                    } else {
+                        // One query with a fixed name: it must answer one series, or the names would repeat.
+                        const [only] = item.targets ?? [];
+                        expect(atMostOneSeries(parseMetricQuery(interpolateVariables(only?.expr ?? ""))), name).toBe(true);
+                    }
+                }
+            }
+            // 6 in the overview's traffic and model rows, 6 GPU and host panels, 2 in troubleshooting.
+            expect(listed).toHaveLength(14);
+        },
+    );
 });
