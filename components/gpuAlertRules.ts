@@ -140,7 +140,7 @@ export const OLLAMA_LOST_GPU_HOLD_OFFSETS = ["15s", "30s"] as const;
  * GPU memory in the last MODEL_FIT_HISTORY, has been short of it for the last two readings, and
  * processes other than Ollama hold at least the missing bytes: the model runs partly on the CPU
  * because another process took its memory, and every reply will time out. It fires at once:
- * within 45 to 105 s of the model's reload, before the replies time out (README, Alerts).
+ * 30 to 105 s after the model's reload, long before the fourth reply times out (README, Alerts).
  * Quiet where the model never fitted, where Ollama itself fills the GPU, and while a foreign job
  * holds memory but the model stays on the GPU ("GPU memory nearly full" warns then).
  * No Data (either probe missing, no GPU) is OK; a failing query raises DatasourceError.
