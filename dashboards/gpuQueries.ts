@@ -151,7 +151,8 @@ export function modelShareOnGpuByHost(range: string = GPU_LOOKBACK): string {
  * The loaded models' bytes in GPU memory (`size_vram_bytes`) or in all (`size_bytes`), per host,
  * at the latest reading (as of `offset` ago). With an offset the range comes right after the
  * selector: Loki takes `{…} [2m] offset 15s | json … | unwrap …` as well as the usual order
- * (syntax.y logRangeExpr), but Grafana's LogQL grammar refuses `offset` after an unwrap.
+ * (syntax.y logRangeExpr), but Grafana's LogQL grammar (@grafana/lezer-logql 0.3.0, which the
+ * tests parse with) refuses `offset` after a pipeline's unwrap.
  */
 function modelBytes(field: "size_vram_bytes" | "size_bytes", range: string, offset?: string): string {
     if (offset === undefined) return `max by (host) (last_over_time(${probeLines(field)} | unwrap ${field} | __error__="" [${range}]))`;
