@@ -121,8 +121,9 @@ describe("GrafanaContent on the stack's Grafana container", () => {
             for (const panel of allPanels(model).filter((item) => item.type !== "row")) expect(panel.datasource?.uid).toBe(uid);
         }
         const lokiStages = rulesOf(stack).flatMap((rule) => rule.datas.filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID));
-        // One Loki query per rule, and the GPU rules: memory (its share and its top foreign holder), model off the GPU.
-        expect(lokiStages).toHaveLength(Object.keys(ALERT_RULE_TITLES).length + 3);
+        // One Loki query per rule, and the GPU rules: memory (its share and its top foreign holder), model off the GPU,
+        // Ollama lost the GPU (its share and its top foreign holder per box).
+        expect(lokiStages).toHaveLength(Object.keys(ALERT_RULE_TITLES).length + 5);
         for (const stage of lokiStages) expect(stage.datasourceUid).toBe(uid);
     });
 

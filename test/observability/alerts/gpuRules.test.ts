@@ -10,13 +10,24 @@ import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "
 import { JOBS } from "../../../observability/logSchema";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../../../observability/dashboards";
-import { gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../../../observability/queries/gpu";
+import {
+    foreignMemoryPerHost,
+    gpuMemoryUsedPercent,
+    gpuMemoryUsedPercentWithForeignHolder,
+    modelFitOnGpuBefore,
+    modelShareOnGpuByHost,
+    modelShareOnGpuWhereItFitted,
+    ollamaLostGpuShare,
+    topForeignHolder,
+    topForeignHolderPerHost,
+} from "../../../observability/queries/gpu";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../../../observability/dashboards/ids";
 import { FIXTURES_DIR } from "../../support/fixtures";
 import { renderedConfig } from "../../support/pipelineHelpers";
 import { JobSimulator } from "../../support/promtailSimulator";
 import { checkLogql, labelProblems, longestRangeSeconds } from "../../support/logqlLabels";
 import { stageModel as model } from "../../support/ruleModels";
+import { renderAnnotation } from "../../support/alertTemplate";
 
 
 const DEFAULT_RULES = buildGpuAlertRules(LOKI_DATASOURCE_UID);
@@ -58,7 +69,7 @@ describe.each([
         expect(rule.labels[ROUTING_LABEL.name]).toBe(ROUTING_LABEL.value);
         expect(rule.annotations.description).toMatch(/Check first/);
         expect(rule.annotations.description).toMatch(/Who holds the GPU/);
-        expect(rule.annotations.summary).toMatch(/\{\{ \$labels\.host \}\}/);
+        expect(rule.annotations.summary).toMatch(/\$labels\.host\b/);
         const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         expect(rule.annotations.__dashboardUid__).toBe(DASHBOARD_UIDS.overview);
         expect(allPanels(overview).map((panel) => String(panel.id))).toContain(rule.annotations.__panelId__);
@@ -83,9 +94,13 @@ describe("GPU memory nearly full", () => {
         const custom = byUid(CUSTOM_RULES, GPU_ALERT_RULE_UIDS.gpuMemory);
         expect(model(custom, "C").conditions).toEqual([{ evaluator: { type: "gt", params: [90] } }]);
         expect(custom.for).toBe("10m");
-        expect(model(rule, "A").expr).toBe(gpuMemoryUsedPercent("2m"));
-        expect(model(rule, "A").expr).toMatch(/^max by \(host, gpu\) \(/);
-        expect(rule.labels).toMatchObject({ component: "gpu", severity: "critical" });
+        // The used share, where processes other than Ollama hold at least the headroom (100 - 95 %), else 0.
+        expect(model(rule, "A").expr).toBe(gpuMemoryUsedPercentWithForeignHolder(5, "2m"));
+        expect(model(rule, "A").expr?.startsWith(`${gpuMemoryUsedPercent("2m")} * (`)).toBe(true);
+        expect(model(rule, "A").expr).toMatch(/ \* 100\) >= bool 5\)$/);
+        expect(model(byUid(CUSTOM_RULES, GPU_ALERT_RULE_UIDS.gpuMemory), "A").expr).toMatch(/ >= bool 10\)$/);
+        // A warning: the page is "Ollama lost the GPU", once the model spills.
+        expect(rule.labels).toMatchObject({ component: "gpu", severity: "warning" });
     });
 
     it("names the biggest foreign holder from D/E, whose labels contain the instance's (host, gpu), so Grafana hands them over", () => {
@@ -117,12 +132,14 @@ describe("GPU memory nearly full", () => {
 describe("Model not fully on the GPU", () => {
     const rule = byUid(DEFAULT_RULES, GPU_ALERT_RULE_UIDS.modelOffGpu);
 
-    it("fires per host while the share on the GPU is strictly between 0 and 1, as a warning", () => {
+    it("fires per host while the share on the GPU is below 1 where the models fitted in the last day, as a warning", () => {
         expect(rule.name).toBe(GPU_ALERT_RULE_TITLES.modelOffGpu);
-        expect(model(rule, "A").expr).toBe(modelShareOnGpuByHost("2m"));
-        expect(model(rule, "A").expr).toMatch(/^max by \(host\) \(.*\) \/ max by \(host\) \(/);
-        // within_range is exclusive: 0 (a box without a GPU: size_vram 0) and 1 (all on the GPU) stay Normal.
-        expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "within_range", params: [0, 1] } }]);
+        expect(model(rule, "A").expr).toBe(modelShareOnGpuWhereItFitted("24h", "2m"));
+        expect(model(rule, "A").expr).toBe(`1 - (1 - ${modelShareOnGpuByHost("2m")}) * ${modelFitOnGpuBefore("24h", "2m")}`);
+        expect(modelFitOnGpuBefore("24h", "2m")).toMatch(/^\(max by \(host\) \(max_over_time\(\{job="ollama-probe"\} \| json size_vram_bytes="size_vram_bytes" .*\[24h\]\)\) >= bool max by \(host\) \(/);
+        // Where the models never fitted, A is 1: a CPU-only box and a model too big for its GPU stay Normal.
+        expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "lt", params: [1] } }]);
+        expect(rule.datas[0].relativeTimeRange).toEqual({ from: 86_400, to: 0 });
         expect(rule.labels).toMatchObject({ component: "ollama", severity: "warning" });
         expect(rule.for).toBe("5m");
         expect(byUid(CUSTOM_RULES, GPU_ALERT_RULE_UIDS.modelOffGpu).for).toBe("3m");
@@ -136,6 +153,52 @@ describe("Model not fully on the GPU", () => {
             expect(model(rule, "A").expr).toContain(`| json ${field}="${field}" | unwrap ${field}`);
         }
         expect(rule.annotations.__panelId__).toBe(String(OVERVIEW_PANEL_IDS.modelOnGpu));
+    });
+});
+
+describe("Ollama lost the GPU", () => {
+    const rule = byUid(DEFAULT_RULES, GPU_ALERT_RULE_UIDS.ollamaLostGpu);
+
+    it("pages per host at once: the hold over the last readings is in the query, not in `for`", () => {
+        expect(rule.name).toBe(GPU_ALERT_RULE_TITLES.ollamaLostGpu);
+        expect(rule.labels).toMatchObject({ component: "ollama", severity: "critical" });
+        expect(rule.for).toBe("0s");
+        expect(model(rule, "A").expr).toBe(ollamaLostGpuShare(["15s", "30s"], "24h", "2m"));
+        expect(model(rule, "C").conditions).toEqual([{ evaluator: { type: "lt", params: [1] } }]);
+        expect(rule.datas[0].relativeTimeRange).toEqual({ from: 86_400, to: 0 });
+        // The same rule for every threshold setting: nothing of it is configurable.
+        expect(byUid(CUSTOM_RULES, GPU_ALERT_RULE_UIDS.ollamaLostGpu)).toEqual(rule);
+    });
+
+    it("multiplies the share's shortfall by each condition, all per host", () => {
+        const expr = model(rule, "A").expr ?? "";
+        expect(expr.startsWith(`1 - (1 - ${modelShareOnGpuByHost("2m")}) * (`)).toBe(true);
+        // The readings as of 15 s and 30 s ago, range first (Grafana's grammar refuses `offset` after an unwrap).
+        for (const offset of ["15s", "30s"]) {
+            expect(expr).toContain(`max by (host) (last_over_time({job="ollama-probe"} [2m] offset ${offset} | json size_vram_bytes="size_vram_bytes" | unwrap size_vram_bytes | __error__="")) < bool `);
+        }
+        expect(expr).toContain(modelFitOnGpuBefore("24h", "2m"));
+        expect(expr).toContain(`(${foreignMemoryPerHost("2m")} >= bool (`);
+        expect(foreignMemoryPerHost("2m")).toMatch(/^\(sum by \(host\) \(last_over_time\(.* \| ollama="0" \| unwrap used_memory_bytes .*\)\) or \(max by \(host\) \(.*\) \* 0\)\)$/);
+    });
+
+    it("names the biggest other holder per host from D/E, never empty while GPU readings exist", () => {
+        expect(model(rule, "D").expr).toBe(topForeignHolderPerHost("2m"));
+        expect(model(rule, "D").expr).toMatch(/^topk by \(host\) \(1, sum by \(host, holder\) \(/);
+        expect(model(rule, "E")).toMatchObject({ type: "reduce", expression: "D", reducer: "last" });
+        expect(rule.annotations.__panelId__).toBe(String(OVERVIEW_PANEL_IDS.gpuMemoryByHolder));
+    });
+
+    it("reads right in a DatasourceError alert, which has no $labels.host and no $values: every reference is guarded", () => {
+        const none = { labels: {}, values: {} };
+        expect(renderAnnotation(rule.annotations.summary, none)).toBe('"Ollama lost the GPU" has no result: its Loki query failed.');
+        const description = renderAnnotation(rule.annotations.description, none);
+        expect(description).toContain("`nvidia-smi` on the box;");
+        expect(description).not.toContain("[no value]");
+        // Without E (no GPU readings) the firing summary still reads, without a holder.
+        expect(renderAnnotation(rule.annotations.summary, { labels: { host: "gpu-01" }, values: { B: { Labels: { host: "gpu-01" }, Value: 0.25 } } })).toBe(
+            "Ollama on gpu-01 lost the GPU: only 25% of its model is in GPU memory, the rest runs on the CPU.",
+        );
     });
 });
 

@@ -31,8 +31,9 @@ describe("the set of LogQL expressions under test", () => {
         const panelsWithData = allPanels(overview).filter((panel) => panel.type !== "row");
         // Every non-row panel contributes at least one query.
         expect(new Set(dashboardQueries(overview).map((query) => query.panelId))).toEqual(new Set(panelsWithData.map((panel) => panel.id)));
-        // One Loki query per rule, and the GPU rules': memory (its share and its top foreign holder), model off the GPU.
-        expect(ruleExpressions()).toHaveLength((3 + 3) * VARIANTS.length);
+        // One Loki query per rule, and the GPU rules': memory (its share and its top foreign holder), model off the GPU,
+        // Ollama lost the GPU (its share and its top foreign holder per box).
+        expect(ruleExpressions()).toHaveLength((3 + 5) * VARIANTS.length);
         expect(dashboardExpressions().length).toBeGreaterThanOrEqual(2 * 20);
         for (const { expr } of EXPRESSIONS) expect(expr.trim()).not.toBe("");
     });
