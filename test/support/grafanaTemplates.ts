@@ -1,0 +1,107 @@
+/**
+ * Grafana's two kinds of templates, run through the Go-template subset evaluator (goTemplate.ts):
+ *
+ * - Annotation templates (a rule's summary and description), as Grafana expands them
+ *   (grafana/grafana pkg/services/ngalert/state/template/template.go, Expand): the text is
+ *   prefixed with `{{- $labels := .Labels -}}{{- $values := .Values -}}{{- $value := .Value -}}`,
+ *   executed with missingkey=invalid, and every "<no value>" is replaced with "[no value]".
+ *   Data: Labels map[string]string; Values map[string]Value{Labels, Value float64}; Value string.
+ * - Notification templates (a contact point's title/message), executed on grafana/alerting's
+ *   ExtendedData (templates/template_data.go): Status, Alerts (a slice with Firing() and
+ *   Resolved()), GroupLabels, CommonLabels, CommonAnnotations, ExternalURL, ...; each alert has
+ *   Status, Labels, Annotations (without the private __x__ ones), GeneratorURL, SilenceURL,
+ *   DashboardURL, PanelURL, Values, ValueString.
+ *
+ * The plain descriptions below (AnnotationCase, NotificationCase) are what both this evaluator
+ * and, where Go is installed, the real text/template (goTemplateCheck.ts) receive.
+ */
+import { ANNOTATION_FUNCS, GoFloat, GoTemplate, NOTIFICATION_FUNCS, sliceWithMethods, type GoValue } from "./goTemplate";
+
+/** What one alert instance hands to its annotation templates. */
+export interface AnnotationCase {
+    readonly labels: Readonly<Record<string, string>>;
+    /** Per refId: the value and its series' labels. Empty for No Data and for errors. */
+    readonly values: Readonly<Record<string, { readonly value: number; readonly labels: Readonly<Record<string, string>> }>>;
+}
+
+/** Grafana prepends this to every annotation template (template.go, Expand). */
+export const ANNOTATION_PREFIX = "{{- $labels := .Labels -}}{{- $values := .Values -}}{{- $value := .Value -}}";
+
+const asMap = (record: Readonly<Record<string, string>>): Map<string, GoValue> => new Map(Object.entries(record));
+
+/** The annotation template data as the evaluator models Go's types. */
+export function annotationData(input: AnnotationCase): GoValue {
+    const values = new Map<string, GoValue>(
+        Object.entries(input.values).map(([refId, item]) => [refId, { Labels: asMap(item.labels), Value: new GoFloat(item.value) }]),
+    );
+    return { Labels: asMap(input.labels), Values: values, Value: "" };
+}
+
+/** Expands an annotation template as Grafana does for an alert instance carrying `input`. */
+export function expandAnnotation(template: string, input: AnnotationCase): string {
+    const result = new GoTemplate(ANNOTATION_PREFIX + template, ANNOTATION_FUNCS).execute(annotationData(input));
+    return result.split("<no value>").join("[no value]");
+}
+
+/** One alert as a notification template sees it (grafana/alerting ExtendedAlert). */
+export interface NotificationAlert {
+    readonly status: "firing" | "resolved";
+    readonly labels: Readonly<Record<string, string>>;
+    readonly annotations: Readonly<Record<string, string>>;
+    readonly generatorURL: string;
+    readonly silenceURL: string;
+    readonly dashboardURL: string;
+    readonly panelURL: string;
+}
+
+/** A notification group as a notification template sees it (grafana/alerting ExtendedData). */
+export interface NotificationCase {
+    readonly receiver: string;
+    readonly status: "firing" | "resolved";
+    readonly alerts: readonly NotificationAlert[];
+    readonly groupLabels: Readonly<Record<string, string>>;
+    readonly commonLabels: Readonly<Record<string, string>>;
+    readonly commonAnnotations: Readonly<Record<string, string>>;
+    readonly externalURL: string;
+}
+
+function alertData(alert: NotificationAlert): GoValue {
+    return {
+        Status: alert.status,
+        Labels: asMap(alert.labels),
+        Annotations: asMap(alert.annotations),
+        GeneratorURL: alert.generatorURL,
+        Fingerprint: "0000000000000000",
+        SilenceURL: alert.silenceURL,
+        DashboardURL: alert.dashboardURL,
+        PanelURL: alert.panelURL,
+        Values: new Map<string, GoValue>(),
+        ValueString: "",
+    };
+}
+
+/** The notification template data as the evaluator models Go's types. */
+export function notificationData(input: NotificationCase): GoValue {
+    const alerts = input.alerts.map(alertData);
+    const byStatus = (status: string) => () => alerts.filter((alert) => (alert as { Status: string }).Status === status);
+    return {
+        Receiver: input.receiver,
+        Status: input.status,
+        Alerts: sliceWithMethods(alerts, { Firing: byStatus("firing"), Resolved: byStatus("resolved") }),
+        GroupLabels: asMap(input.groupLabels),
+        CommonLabels: asMap(input.commonLabels),
+        CommonAnnotations: asMap(input.commonAnnotations),
+        ExternalURL: input.externalURL,
+        GroupKey: "{}:{}",
+    };
+}
+
+/** Executes the template `name` of a notification template group on `input`. */
+export function renderNotification(templateGroup: string, name: string, input: NotificationCase): string {
+    return new GoTemplate(templateGroup, NOTIFICATION_FUNCS).executeTemplate(name, notificationData(input));
+}
+
+/** Executes a contact-point field (e.g. `{{ template "x" . }}`) with the template group defined beside it. */
+export function renderField(templateGroup: string, field: string, input: NotificationCase): string {
+    return new GoTemplate(templateGroup + field, NOTIFICATION_FUNCS).execute(notificationData(input));
+}
