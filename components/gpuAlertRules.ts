@@ -10,7 +10,8 @@
  *   models in GPU memory, B last, C strictly between 0 and 1 for `modelOffGpuFor`.
  */
 import { DEFAULT_ALERT_THRESHOLDS, durationSeconds, type AlertThresholds } from "./settings";
-import { expressionStage, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
+import { expressionStage, HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertQuery, type AlertRule } from "./alertRules";
+import { labelText } from "./ruleAnnotations";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { GPU_LOOKBACK, gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
 
@@ -54,12 +55,12 @@ export function gpuMemoryRule(datasourceUid: string, thresholds: GpuAlertThresho
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "gpu", severity: "critical" },
         annotations: {
-            summary: `GPU {{ $labels.gpu }} on {{ $labels.host }} is {{ humanize $values.B.Value }}% full (threshold ${percent}%).`,
+            summary: `GPU ${labelText("gpu", "(unnumbered)")} on ${HOST_TEXT} is {{ humanize $values.B.Value }}% full (threshold ${percent}%).`,
             description:
                 "{{ if $values.E }}{{ if $values.E.Labels.holder }}{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama. " +
                 "{{ else }}No process other than Ollama holds memory on it: Ollama itself fills it, or nvidia-smi cannot name the holder. {{ end }}{{ end }}" +
                 "When the GPU is full, Ollama loads the model partly or wholly on the CPU and answers time out (\"context deadline exceeded\" after 120 s). Check first: " +
-                '1) the troubleshooting dashboard\'s "Who holds the GPU" table, or `nvidia-smi` on {{ $labels.host }}; ' +
+                `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) whether that job may run there now (stop or move it, or limit its memory); " +
                 '3) the overview\'s "Model in GPU memory": below 100 % the model has already spilled to the CPU.',
             ...panelLink(OVERVIEW_PANEL_IDS.gpuMemory),
@@ -95,10 +96,10 @@ export function modelOffGpuRule(datasourceUid: string, thresholds: GpuAlertThres
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "ollama", severity: "warning" },
         annotations: {
-            summary: `Ollama on {{ $labels.host }} has had only {{ humanizePercentage $values.B.Value }} of its loaded model in GPU memory for ${window}.`,
+            summary: `Ollama on ${HOST_TEXT} has had only {{ humanizePercentage $values.B.Value }} of its loaded model in GPU memory for ${window}.`,
             description:
                 "Part of the model runs on the CPU: answers slow down until requests time out. Usually another process took the GPU's memory. Check first: " +
-                '1) the troubleshooting dashboard\'s "Who holds the GPU" table, or `nvidia-smi` on {{ $labels.host }}; ' +
+                `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) `ollama ps` (the PROCESSOR column shows the CPU/GPU split); " +
                 "3) once the memory is free, unload and reload the model (`ollama stop <model>`, then the next request loads it) so it moves back to the GPU.",
             ...panelLink(OVERVIEW_PANEL_IDS.modelOnGpu),

@@ -5,9 +5,10 @@
 import { spawnSync } from "child_process";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL, type AlertRule } from "../components/alertRules";
+import { EXPRESSION_DATASOURCE_UID, HOST_TEXT, ROUTING_LABEL, type AlertRule } from "../components/alertRules";
 import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "../components/gpuAlertRules";
 import { JOBS } from "../components/logSchema";
+import { labelText } from "../components/ruleAnnotations";
 import { DEFAULT_ALERT_THRESHOLDS } from "../components/settings";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../dashboards";
 import { gpuMemoryUsedPercent, modelShareOnGpuByHost, topForeignHolder } from "../dashboards/gpuQueries";
@@ -59,7 +60,7 @@ describe.each([
         expect(rule.labels[ROUTING_LABEL.name]).toBe(ROUTING_LABEL.value);
         expect(rule.annotations.description).toMatch(/Check first/);
         expect(rule.annotations.description).toMatch(/Who holds the GPU/);
-        expect(rule.annotations.summary).toMatch(/\{\{ \$labels\.host \}\}/);
+        expect(rule.annotations.summary).toContain(HOST_TEXT);
         const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         expect(rule.annotations.__dashboardUid__).toBe(DASHBOARD_UIDS.overview);
         expect(allPanels(overview).map((panel) => String(panel.id))).toContain(rule.annotations.__panelId__);
@@ -95,7 +96,7 @@ describe("GPU memory nearly full", () => {
         expect(model(rule, "D").expr).toContain('| ollama="0" |');
         expect(model(rule, "E")).toMatchObject({ type: "reduce", expression: "D", reducer: "last" });
         expect(rule.annotations.description).toContain("{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama.");
-        expect(rule.annotations.summary).toBe("GPU {{ $labels.gpu }} on {{ $labels.host }} is {{ humanize $values.B.Value }}% full (threshold 95%).");
+        expect(rule.annotations.summary).toBe(`GPU ${labelText("gpu", "(unnumbered)")} on ${HOST_TEXT} is {{ humanize $values.B.Value }}% full (threshold 95%).`);
     });
 
     it("never leaves D empty while GPU readings exist (an empty query would make the whole rule No Data)", () => {

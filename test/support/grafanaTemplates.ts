@@ -105,3 +105,44 @@ export function renderNotification(templateGroup: string, name: string, input: N
 export function renderField(templateGroup: string, field: string, input: NotificationCase): string {
     return new GoTemplate(templateGroup + field, NOTIFICATION_FUNCS).execute(notificationData(input));
 }
+
+/**
+ * References to `$labels.x` / `$values.x...` in an annotation template that are not guarded:
+ * not inside the `then` branch of an `if`/`with` that tests the same path or a prefix of it
+ * (`{{ with $labels.host }}`, `{{ if $values.B }}…$values.B.Value…`). A guard's own test
+ * (a condition that is a single reference) counts as guarded. Such an unguarded reference
+ * prints "[no value]" in a DatasourceError or No Data alert.
+ */
+export function unguardedReferences(template: string): string[] {
+    const frames: Array<{ guards: string[] }> = [];
+    const problems: string[] = [];
+    const references = (text: string): string[] => [...text.matchAll(/\$(?:labels|values)(?:\.[A-Za-z_][A-Za-z0-9_]*)+/g)].map((match) => match[0]);
+    const guarded = (reference: string): boolean => frames.some((frame) => frame.guards.some((guard) => reference === guard || reference.startsWith(`${guard}.`)));
+    const condition = (pipeline: string): string[] => {
+        const single = /^\$(?:labels|values)(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(pipeline.trim());
+        if (!single) for (const reference of references(pipeline)) if (!guarded(reference)) problems.push(reference);
+        return single ? [pipeline.trim()] : [];
+    };
+    for (const match of template.matchAll(/\{\{-?\s*([\s\S]*?)\s*-?\}\}/g)) {
+        const action = match[1];
+        const [keyword] = action.split(/\s+/);
+        const rest = action.slice(keyword.length).trim();
+        if (keyword === "if" || keyword === "with") {
+            const guards = condition(rest);
+            frames.push({ guards });
+        } else if (keyword === "range" || keyword === "define") {
+            for (const reference of references(rest)) if (!guarded(reference)) problems.push(reference);
+            frames.push({ guards: [] });
+        } else if (keyword === "else") {
+            const frame = frames[frames.length - 1];
+            if (!frame) throw new Error(`else without if in: ${template}`);
+            frame.guards = [];
+            if (rest.startsWith("if ") || rest.startsWith("with ")) frame.guards = condition(rest.replace(/^(if|with)\s+/, ""));
+        } else if (keyword === "end") {
+            if (!frames.pop()) throw new Error(`end without block in: ${template}`);
+        } else {
+            for (const reference of references(action)) if (!guarded(reference)) problems.push(reference);
+        }
+    }
+    return problems;
+}
