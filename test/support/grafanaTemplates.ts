@@ -65,7 +65,8 @@ export interface NotificationCase {
     readonly externalURL: string;
 }
 
-function alertData(alert: NotificationAlert): GoValue {
+/** One alert as the evaluator models grafana/alerting's ExtendedAlert. */
+export function alertData(alert: NotificationAlert): GoValue {
     return {
         Status: alert.status,
         Labels: asMap(alert.labels),
