@@ -30,8 +30,8 @@ export const WECOM_LIMITS = {
     maxGpuBytes: 16,
     /**
      * A link (panel, dashboard, rule, alert list). Grafana builds it from its root URL
-     * (GF_SERVER_ROOT_URL) plus about 80 bytes of path and query; a root URL up to ~170 bytes
-     * keeps the links in.
+     * (GF_SERVER_ROOT_URL) plus at most about 80 bytes of path and query; a root URL up to
+     * ~175 bytes keeps the links in, a longer one drops them (the message never grows).
      */
     maxUrlBytes: 256,
 } as const;
