@@ -71,7 +71,7 @@ describe("Go text/template semantics", () => {
         [0.63, "g", 4, "0.63"],
         [72, "g", 4, "72"],
         [NaN, "g", 4, "NaN"],
-    ] as const)("formats %s with %%.%sg like strconv: %s", (value, _fmt, prec, expected) => {
+    ] as const)("formats %s as %s with precision %s like strconv: %s", (value, _fmt, prec, expected) => {
         expect(formatFloat(value, "g", prec)).toBe(expected);
     });
 
