@@ -148,6 +148,7 @@ function ui(loki: Loki, pipeline: pulumi.Resource[]): Record<string, unknown> {
         // Every box that ships here gets a series in every rule, so a silent one is seen.
         expectedHosts: settings.expectedHosts,
         probeContainerName: `${settings.namePrefix}-ollama-probe`,
+        lokiContainerName: loki.containerName,
         defaultDatasource: grafana.container !== undefined,
     });
 

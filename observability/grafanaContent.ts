@@ -9,6 +9,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as grafana from "@pulumiverse/grafana";
 import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME, ROUTING_LABEL } from "./alerts/serviceRules";
+import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "./notifications";
 import { buildRuleGroupRules } from "./alerts/ruleGroup";
 import type { AlertSettings } from "../config/types";
 import { allDashboardJson, type DashboardKey } from "./dashboards";
@@ -51,6 +52,8 @@ export interface GrafanaContentArgs {
     readonly expectedHosts: readonly string[];
     /** The probe container's name on each box, for the rule descriptions. */
     readonly probeContainerName: string;
+    /** The stack's Loki container, named in what a DatasourceError / No Data notification says to check. */
+    readonly lokiContainerName: string;
     /**
      * Make the Loki datasource the org's default. True for our own Grafana; on an existing,
      * shared Grafana the org's default belongs to its owners (default: true).
@@ -130,6 +133,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
             probeEnabled: args.probeEnabled,
             expectedHosts: args.expectedHosts,
             probeContainerName: args.probeContainerName,
+            lokiContainerName: args.lokiContainerName,
         });
         this.alertRuleTitles = rules.map((rule) => rule.name);
         new grafana.alerting.RuleGroup(
@@ -152,7 +156,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
             { ...childOpts, dependsOn: [datasource, ...Object.values(dashboards), ...(args.pipelineReady ?? [])] },
         );
 
-        this.contactPointName = this.notifications(name, args.alerts, childOpts);
+        this.contactPointName = this.notifications(name, args, childOpts);
 
         this.registerOutputs({
             datasourceUid: this.datasourceUid,
@@ -165,8 +169,9 @@ export class GrafanaContent extends pulumi.ComponentResource {
     }
 
     /**
-     * One contact point with an e-mail and/or a WeCom integration, and the org's notification
-     * policy routing to it. With neither configured nothing is created: the rules still
+     * One contact point with an e-mail and/or a WeCom integration, the notification template
+     * group their messages come from (notifications.ts), and the org's notification policy
+     * routing to it. With neither receiver configured nothing is created: the rules still
      * evaluate and show in Grafana's alert list, and Grafana's default policy stays as it is.
      *
      * The policy is an org singleton: on an existing Grafana, `pulumi up` replaces that org's
@@ -175,21 +180,50 @@ export class GrafanaContent extends pulumi.ComponentResource {
      * DatasourceError alerts carry the rule's labels, so they follow the service=deepchat route;
      * the root routes to our contact point as well, for anything else in the folder.
      */
-    private notifications(name: string, alerts: AlertSettings, childOpts: pulumi.CustomResourceOptions): pulumi.Output<string> | undefined {
+    private notifications(name: string, args: GrafanaContentArgs, childOpts: pulumi.CustomResourceOptions): pulumi.Output<string> | undefined {
+        const alerts = args.alerts;
         const hasEmail = alerts.emailAddresses.length > 0;
         const webhook = alerts.wecomWebhookUrl;
         if (!hasEmail && webhook === undefined) return undefined;
 
+        const template = new grafana.alerting.MessageTemplate(
+            `${name}-notification-template`,
+            { name: NOTIFICATION_TEMPLATE_GROUP_NAME, template: notificationTemplate({ lokiContainerName: args.lokiContainerName }) },
+            childOpts,
+        );
         const contactPoint = new grafana.alerting.ContactPoint(
             `${name}-contact-point`,
             {
                 name: CONTACT_POINT_NAME,
                 // SMTP itself is configured on the Grafana server (the container's env).
-                emails: hasEmail ? [{ addresses: [...alerts.emailAddresses], singleEmail: true, disableResolveMessage: false }] : [],
+                emails: hasEmail
+                    ? [
+                          {
+                              addresses: [...alerts.emailAddresses],
+                              singleEmail: true,
+                              disableResolveMessage: false,
+                              subject: CONTACT_POINT_TEMPLATES.emailSubject,
+                              message: CONTACT_POINT_TEMPLATES.emailMessage,
+                          },
+                      ]
+                    : [],
                 // The group robot's webhook URL is a credential: anyone holding it can post to the group.
-                wecoms: webhook !== undefined ? [{ url: pulumi.secret(webhook), msgType: "markdown", disableResolveMessage: false }] : [],
+                // Title and message from our template: Grafana's default runs past WeCom's 4096 bytes.
+                wecoms:
+                    webhook !== undefined
+                        ? [
+                              {
+                                  url: pulumi.secret(webhook),
+                                  msgType: "markdown",
+                                  disableResolveMessage: false,
+                                  title: CONTACT_POINT_TEMPLATES.wecomTitle,
+                                  message: CONTACT_POINT_TEMPLATES.wecomMessage,
+                              },
+                          ]
+                        : [],
             },
-            childOpts,
+            // The fields call the group's templates, so it exists first (and goes last on destroy).
+            { ...childOpts, dependsOn: [template] },
         );
         new grafana.alerting.NotificationPolicy(
             `${name}-notification-policy`,
@@ -203,7 +237,8 @@ export class GrafanaContent extends pulumi.ComponentResource {
                     {
                         matchers: [{ label: ROUTING_LABEL.name, match: "=", value: ROUTING_LABEL.value }],
                         contactPoint: contactPoint.name,
-                        groupBies: ["alertname"],
+                        // Per rule, box and GPU: a second box pages after groupWait, not groupInterval.
+                        groupBies: [...NOTIFICATION_GROUP_BY],
                         groupWait: "30s",
                         groupInterval: "5m",
                         repeatInterval: "1h",

@@ -17,7 +17,8 @@
 import { durationSeconds } from "../../config/durations";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import type { AlertThresholds } from "../../config/types";
-import { lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule } from "./serviceRules";
+import { HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule } from "./serviceRules";
+import { labelText } from "./ruleAnnotations";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import {
     GPU_LOOKBACK,
@@ -70,12 +71,12 @@ export function gpuMemoryRule(datasourceUid: string, thresholds: GpuAlertThresho
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "gpu", severity: "warning" },
         annotations: {
-            summary: `GPU {{ $labels.gpu }} on {{ $labels.host }} is {{ humanize $values.B.Value }}% full (threshold ${percent}%).`,
+            summary: `GPU ${labelText("gpu", "(unnumbered)")} on ${HOST_TEXT} is {{ humanize $values.B.Value }}% full (threshold ${percent}%).`,
             description:
                 "{{ if $values.E }}{{ if $values.E.Labels.holder }}{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama. " +
                 "{{ else }}No process other than Ollama holds memory on it: Ollama itself fills it, or nvidia-smi cannot name the holder. {{ end }}{{ end }}" +
                 "When the GPU is full, Ollama loads the model partly or wholly on the CPU and answers time out (\"context deadline exceeded\" after 120 s). Check first: " +
-                '1) the troubleshooting dashboard\'s "Who holds the GPU" table, or `nvidia-smi` on {{ $labels.host }}; ' +
+                `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) whether that job may run there now (stop or move it, or limit its memory); " +
                 '3) the overview\'s "Model in GPU memory": below 100 % the model has already spilled to the CPU.',
             ...panelLink(OVERVIEW_PANEL_IDS.gpuMemory),
@@ -113,10 +114,10 @@ export function modelOffGpuRule(datasourceUid: string, thresholds: GpuAlertThres
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "ollama", severity: "warning" },
         annotations: {
-            summary: `Ollama on {{ $labels.host }} has had only {{ humanizePercentage $values.B.Value }} of its loaded model in GPU memory for ${window}.`,
+            summary: `Ollama on ${HOST_TEXT} has had only {{ humanizePercentage $values.B.Value }} of its loaded model in GPU memory for ${window}.`,
             description:
                 "Part of the model runs on the CPU: answers slow down until requests time out. Usually another process took the GPU's memory. Check first: " +
-                '1) the troubleshooting dashboard\'s "Who holds the GPU" table, or `nvidia-smi` on {{ $labels.host }}; ' +
+                `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) `ollama ps` (the PROCESSOR column shows the CPU/GPU split); " +
                 "3) once the memory is free, unload and reload the model (`ollama stop <model>`, then the next request loads it) so it moves back to the GPU.",
             ...panelLink(OVERVIEW_PANEL_IDS.modelOnGpu),
@@ -159,15 +160,14 @@ export function ollamaLostGpuRule(datasourceUid: string): AlertRule {
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "ollama", severity: "critical" },
         annotations: {
-            // Guarded: a DatasourceError alert carries these annotations without $labels.host or $values.
+            // The alert without a reading (DatasourceError) gets its own text from the rule group (ruleAnnotations.ts).
             summary:
-                "{{ if $values.B }}Ollama{{ with $labels.host }} on {{ . }}{{ end }} lost the GPU: only {{ humanizePercentage $values.B.Value }} of its model is in GPU memory, the rest runs on the CPU" +
-                "{{ with $values.E }}{{ with .Labels.holder }}; {{ . }} holds {{ humanize1024 $values.E.Value }}B of GPU memory{{ end }}{{ end }}." +
-                '{{ else }}"Ollama lost the GPU" has no result: its Loki query failed.{{ end }}',
+                `Ollama on ${HOST_TEXT} lost the GPU: only {{ humanizePercentage $values.B.Value }} of its model is in GPU memory, the rest runs on the CPU` +
+                "{{ with $values.E }}{{ with .Labels.holder }}; {{ . }} holds {{ humanize1024 $values.E.Value }}B of GPU memory{{ end }}{{ end }}.",
             description:
                 `Ollama's model fitted in GPU memory on this box in the last ${MODEL_FIT_HISTORY}; for the last 30 s it has not, and other processes hold at least the missing memory. ` +
                 'Replies run partly on the CPU and time out ("context deadline exceeded" after 120 s). Check first: ' +
-                "1) the troubleshooting dashboard's \"Who holds the GPU\" table, or `nvidia-smi` on {{ with $labels.host }}{{ . }}{{ else }}the box{{ end }}; " +
+                `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) stop or move that job, or limit its memory; " +
                 "3) then `ollama stop <model>`: the next request loads it back onto the GPU.",
             ...panelLink(OVERVIEW_PANEL_IDS.gpuMemoryByHolder),

@@ -3,10 +3,20 @@
  * (alertRules.ts: Ollama down, DeepChat high error rate, DeepChat replies failing), then the
  * GPU rules (gpuAlertRules.ts). Appending keeps the earlier rules where they were, so their
  * order (and Grafana's history of them) does not move when rules are added.
+ *
+ * Every rule's summary and description also read right in Grafana's DatasourceError and No
+ * Data alerts, which carry no reading (ruleAnnotations.ts).
  */
 import { buildAlertRules, type AlertRule, type AlertRuleOptions } from "./serviceRules";
 import { buildGpuAlertRules } from "./gpuRules";
+import { withNoReadingCase } from "./ruleAnnotations";
 
-export function buildRuleGroupRules(options: AlertRuleOptions): AlertRule[] {
-    return [...buildAlertRules(options), ...buildGpuAlertRules(options.datasourceUid, options.alerts)];
+export interface RuleGroupOptions extends AlertRuleOptions {
+    /** The stack's Loki container, named in what a DatasourceError / No Data alert says to check. */
+    readonly lokiContainerName: string;
+}
+
+export function buildRuleGroupRules(options: RuleGroupOptions): AlertRule[] {
+    const rules = [...buildAlertRules(options), ...buildGpuAlertRules(options.datasourceUid, options.alerts)];
+    return rules.map((rule) => withNoReadingCase(rule, options.lokiContainerName));
 }

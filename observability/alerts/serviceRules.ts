@@ -9,6 +9,7 @@
 import { durationSeconds } from "../../config/durations";
 import type { AlertThresholds } from "../../config/types";
 import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
+import { labelText } from "./ruleAnnotations";
 import {
     deepchatServerErrorsPerHost,
     failedRepliesPerHost,
@@ -128,6 +129,9 @@ export function panelLink(panelId: number): Record<string, string> {
     return { __dashboardUid__: DASHBOARD_UIDS.overview, __panelId__: String(panelId) };
 }
 
+/** The box an alert is for; read through `with`, as DatasourceError / No Data alerts may lack it. */
+export const HOST_TEXT = labelText("host", "an unnamed box");
+
 const GPU_CASE =
     "Seen before: another job had taken the GPU's memory, Ollama ran the model (partly) on the CPU and answered " +
     '"context deadline exceeded" after 120 s. Check `nvidia-smi` for foreign processes and the overview\'s "Model in GPU memory" panel.';
@@ -169,9 +173,9 @@ export function ollamaDownRule(options: AlertRuleOptions): AlertRule {
             isPaused: false,
             labels,
             annotations: {
-                summary: `Ollama down on {{ $labels.host }}: no successful probe call for ${window} (or the probe itself stopped).`,
+                summary: `Ollama down on ${HOST_TEXT}: no successful probe call for ${window} (or the probe itself stopped).`,
                 description:
-                    `No successful call of the Ollama probe (GET /api/version) on {{ $labels.host }} in the last ${window}. Check first, on that box: ` +
+                    `No successful call of the Ollama probe (GET /api/version) on ${HOST_TEXT} in the last ${window}. Check first, on that box: ` +
                     "1) is Ollama running? `systemctl status ollama` or `docker ps` for its container, and `curl -s http://127.0.0.1:11434/api/version`; " +
                     `2) ${GPU_CASE} ` +
                     `3) if the overview's "Ollama" stat says "No probe data", the probe container is down: \`docker ps -a --filter name=${probe}\` and \`docker logs ${probe}\`.`,
@@ -202,7 +206,7 @@ export function ollamaDownRule(options: AlertRuleOptions): AlertRule {
         isPaused: false,
         labels,
         annotations: {
-            summary: `DeepChat on {{ $labels.host }} could not connect to Ollama in the last ${window}.`,
+            summary: `DeepChat on ${HOST_TEXT} could not connect to Ollama in the last ${window}.`,
             description:
                 "LIMITED: the Ollama probe is disabled (ollamaProbe.enabled = false), so this rule only sees Ollama as down when DeepChat logs " +
                 "connection failures to it, i.e. while someone is chatting. A dead Ollama on a quiet night goes unnoticed; enable the probe. " +
@@ -240,7 +244,7 @@ export function errorRateRule(options: AlertRuleOptions): AlertRule {
         isPaused: false,
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "deepchat", severity: "warning" },
         annotations: {
-            summary: `DeepChat on {{ $labels.host }}: {{ $values.B.Value }} HTTP 5xx responses in the last ${errorRateWindow} (threshold ${errorRateThreshold}).`,
+            summary: `DeepChat on ${HOST_TEXT}: {{ $values.B.Value }} HTTP 5xx responses in the last ${errorRateWindow} (threshold ${errorRateThreshold}).`,
             description:
                 `More than ${errorRateThreshold} HTTP 5xx responses from DeepChat in ${errorRateWindow}. Check first: ` +
                 '1) the overview\'s "Ollama" and "Model in GPU memory" stats: most DeepChat 5xx are Ollama failing underneath; ' +
@@ -285,7 +289,7 @@ export function repliesFailingRule(options: AlertRuleOptions): AlertRule {
         labels: { [ROUTING_LABEL.name]: ROUTING_LABEL.value, component: "deepchat", severity: "critical" },
         annotations: {
             summary:
-                `DeepChat on {{ $labels.host }}: {{ $values.B.Value }} replies failed in the last ${replyFailureWindow} (threshold ${replyFailureThreshold}); ` +
+                `DeepChat on ${HOST_TEXT}: {{ $values.B.Value }} replies failed in the last ${replyFailureWindow} (threshold ${replyFailureThreshold}); ` +
                 "users are asking and getting no answer.",
             description:
                 `More than ${replyFailureThreshold} failed replies in ${replyFailureWindow}: DeepChat errors about streaming or Ollama, ` +

@@ -7,11 +7,13 @@ import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../../observability/alerts/serviceRules";
 import { GPU_ALERT_RULE_TITLES } from "../../observability/alerts/gpuRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../../observability/grafanaContent";
+import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "../../observability/notifications";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import type { AlertSettings } from "../../config/types";
 import { allPanels, dashboardQueries, parseDashboardJson } from "../../observability/dashboards";
 import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../../observability/dashboards/ids";
 import { runWithMocks, type ProgramRun, type RecordedResource } from "../mocks";
+import { GoTemplate, NOTIFICATION_FUNCS } from "../support/goTemplate";
 
 const PROVIDER = "pulumi:providers:grafana";
 const DATASOURCE = "grafana:oss/dataSource:DataSource";
@@ -20,9 +22,13 @@ const DASHBOARD = "grafana:oss/dashboard:Dashboard";
 const RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup";
 const CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint";
 const POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy";
+const MESSAGE_TEMPLATE = "grafana:alerting/messageTemplate:MessageTemplate";
 const COMPONENT = "deepchat:observability:GrafanaContent";
 
 const WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0000-test-key";
+/** The contact point's integrations as the stack sends them: our templates, never Grafana's defaults. */
+const EMAIL_FIELDS = { singleEmail: true, disableResolveMessage: false, subject: CONTACT_POINT_TEMPLATES.emailSubject, message: CONTACT_POINT_TEMPLATES.emailMessage };
+const WECOM_FIELDS = { url: WEBHOOK, msgType: "markdown", disableResolveMessage: false, title: CONTACT_POINT_TEMPLATES.wecomTitle, message: CONTACT_POINT_TEMPLATES.wecomMessage };
 
 function alerts(overrides: Partial<AlertSettings> = {}): AlertSettings {
     return { ...DEFAULT_ALERT_THRESHOLDS, emailAddresses: [], wecomWebhookUrl: undefined, ...overrides };
@@ -48,6 +54,7 @@ function deploy(scenario: Scenario): Promise<ProgramRun> {
             probeEnabled: scenario.probeEnabled ?? true,
             expectedHosts: ["lab-box"],
             probeContainerName: "obs-ollama-probe",
+            lokiContainerName: "obs-loki",
         };
         const content = new GrafanaContent("content", args);
         return {
@@ -94,7 +101,7 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         const providerUrn = stack.ofType(PROVIDER)[0].options.urn;
         const component = stack.ofType(COMPONENT)[0];
         const resources = grafanaResources(stack);
-        expect(resources.map((resource) => resource.type).sort()).toEqual([CONTACT_POINT, DASHBOARD, DASHBOARD, DATASOURCE, FOLDER, POLICY, RULE_GROUP].sort());
+        expect(resources.map((resource) => resource.type).sort()).toEqual([CONTACT_POINT, DASHBOARD, DASHBOARD, DATASOURCE, FOLDER, MESSAGE_TEMPLATE, POLICY, RULE_GROUP].sort());
         for (const resource of resources) {
             expect(resource.provider, resource.name).toContain(providerUrn);
             expect(resource.options.parent, resource.name).toBe(component.options.urn);
@@ -159,22 +166,42 @@ describe("GrafanaContent on the stack's Grafana container", () => {
         const stack = await stackPromise;
         const contactPoint = stack.one(CONTACT_POINT, "contact-point");
         expect(contactPoint.inputs.name).toBe(CONTACT_POINT_NAME);
-        expect(contactPoint.inputs.emails).toEqual([{ addresses: ["oncall@lab.example"], singleEmail: true, disableResolveMessage: false }]);
-        expect(contactPoint.inputs.wecoms).toEqual([{ url: WEBHOOK, msgType: "markdown", disableResolveMessage: false }]);
+        expect(contactPoint.inputs.emails).toEqual([{ addresses: ["oncall@lab.example"], ...EMAIL_FIELDS }]);
+        expect(contactPoint.inputs.wecoms).toEqual([WECOM_FIELDS]);
         expect(contactPoint.secretPaths.some((secret) => secret === "wecoms" || secret.startsWith("wecoms.0"))).toBe(true);
         expect(contactPoint.secretPaths.some((secret) => secret.startsWith("emails"))).toBe(false);
+    });
+
+    it("sends both integrations our notification template group, created first, naming the stack's Loki container", async () => {
+        const stack = await stackPromise;
+        const template = stack.one(MESSAGE_TEMPLATE, "notification-template");
+        expect(template.inputs).toEqual({ name: NOTIFICATION_TEMPLATE_GROUP_NAME, template: notificationTemplate({ lokiContainerName: "obs-loki" }) });
+        expect(String(template.inputs.template)).toContain("docker ps -a --filter name=obs-loki");
+        expect(template.provider).toContain(stack.ofType(PROVIDER)[0].options.urn);
+        const contactPoint = stack.one(CONTACT_POINT, "contact-point");
+        expect(contactPoint.options.dependencies).toContain(template.options.urn);
+        // Every template a field calls is defined in the group Grafana receives.
+        const defined = new GoTemplate(String(template.inputs.template), NOTIFICATION_FUNCS).definedNames;
+        for (const field of Object.values(CONTACT_POINT_TEMPLATES)) {
+            const called = /\{\{ template "([^"]+)" \. \}\}/.exec(field)?.[1];
+            expect(defined, field).toContain(called);
+        }
     });
 
     it("routes both rules to that contact point by name, root included", async () => {
         const stack = await stackPromise;
         const policy = stack.one(POLICY, "notification-policy").inputs as {
             contactPoint: string;
-            policies: Array<{ contactPoint: string; matchers: Array<{ label: string; match: string; value: string }> }>;
+            policies: Array<{ contactPoint: string; matchers: Array<{ label: string; match: string; value: string }>; groupBies: string[] }>;
         };
         expect(policy.contactPoint).toBe(CONTACT_POINT_NAME);
         expect(policy.policies).toHaveLength(1);
         expect(policy.policies[0].contactPoint).toBe(CONTACT_POINT_NAME);
         expect(policy.policies[0].matchers).toEqual([{ label: ROUTING_LABEL.name, match: "=", value: ROUTING_LABEL.value }]);
+        // Per rule, box and GPU: a second box is a group of its own and pages after groupWait.
+        expect(policy.policies[0].groupBies).toEqual(["alertname", "host", "gpu"]);
+        expect(policy.policies[0].groupBies).toEqual([...NOTIFICATION_GROUP_BY]);
+        expect(policy.policies[0]).toMatchObject({ groupWait: "30s", groupInterval: "5m", repeatInterval: "1h" });
         const rules = stack.one(RULE_GROUP, "rules").inputs.rules as Array<{ labels: Record<string, string> }>;
         for (const rule of rules) expect(rule.labels[ROUTING_LABEL.name]).toBe(ROUTING_LABEL.value);
         expect(stack.outputs.contactPointName).toBe(CONTACT_POINT_NAME);
@@ -205,7 +232,7 @@ describe("contact points", () => {
     it("carry only e-mail when only addresses are set", async () => {
         const stack = await deploy({ withContainer: true, alerts: alerts({ emailAddresses: ["a@lab.example", "b@lab.example"] }) });
         const contactPoint = stack.one(CONTACT_POINT, "contact-point").inputs;
-        expect(contactPoint.emails).toEqual([{ addresses: ["a@lab.example", "b@lab.example"], singleEmail: true, disableResolveMessage: false }]);
+        expect(contactPoint.emails).toEqual([{ addresses: ["a@lab.example", "b@lab.example"], ...EMAIL_FIELDS }]);
         expect(contactPoint.wecoms).toEqual([]);
         expect(stack.ofType(POLICY)).toHaveLength(1);
     });
@@ -214,7 +241,7 @@ describe("contact points", () => {
         const stack = await deploy({ withContainer: true, alerts: alerts({ wecomWebhookUrl: pulumi.output(WEBHOOK) }) });
         const contactPoint = stack.one(CONTACT_POINT, "contact-point");
         expect(contactPoint.inputs.emails).toEqual([]);
-        expect(contactPoint.inputs.wecoms).toEqual([{ url: WEBHOOK, msgType: "markdown", disableResolveMessage: false }]);
+        expect(contactPoint.inputs.wecoms).toEqual([WECOM_FIELDS]);
         expect(contactPoint.secretPaths.some((secret) => secret === "wecoms" || secret.startsWith("wecoms.0"))).toBe(true);
     });
 });

@@ -40,6 +40,7 @@ export function ruleExpressions(): NamedExpression[] {
             probeEnabled: variant.probeEnabled,
             expectedHosts: variant.expectedHosts,
             probeContainerName: "obs-ollama-probe",
+            lokiContainerName: "obs-loki",
         }).flatMap((rule) =>
             rule.datas
                 .filter((data) => data.datasourceUid !== EXPRESSION_DATASOURCE_UID)

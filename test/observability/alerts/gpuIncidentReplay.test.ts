@@ -18,7 +18,7 @@ import { GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS, OLLAMA_LOST_GPU_HOLD_OFFSET
 import { ALERT_RULE_TITLES, type AlertRule } from "../../../observability/alerts/serviceRules";
 import { buildRuleGroupRules } from "../../../observability/alerts/ruleGroup";
 import { GPU_LOOKBACK, MODEL_FIT_HISTORY, ollamaLostGpuShare } from "../../../observability/queries/gpu";
-import { templateData, renderAnnotation } from "../../support/alertTemplate";
+import { annotationCaseOf, expandAnnotation } from "../../support/grafanaTemplates";
 import { ruleOptions } from "../../support/chainLines";
 import { NO_MODEL, type LoadedModels } from "../../support/gpuProbeLines";
 import {
@@ -35,7 +35,7 @@ import {
 } from "../../support/incidentReplay";
 import type { LokiEntry } from "../../support/logqlEval";
 
-const RULES = buildRuleGroupRules(ruleOptions());
+const RULES = buildRuleGroupRules({ ...ruleOptions(), lokiContainerName: "obs-loki" });
 const LOST_GPU = RULES.find((rule) => rule.uid === GPU_ALERT_RULE_UIDS.ollamaLostGpu) as AlertRule;
 const MIB = 1024 ** 2;
 /** The replay runs from 15 min before the incident to 10 min after it; the rules from 2 min before. */
@@ -131,11 +131,11 @@ describe.each(Object.entries(TRAFFIC))("the seed's incident, %s traffic (a reque
             const page = firstPage(replays);
             if (!page) throw new Error("no page");
             const [instance] = page.tick.series.filter((series) => series.state === "Alerting");
-            const data = templateData(page.rule, page.tick.evaluation, instance.labels);
-            expect(renderAnnotation(page.rule.annotations.summary, data)).toBe(
+            const data = annotationCaseOf(page.rule, page.tick.evaluation, instance.labels);
+            expect(expandAnnotation(page.rule.annotations.summary, data)).toBe(
                 "Ollama on lab-box lost the GPU: only 40% of its model is in GPU memory, the rest runs on the CPU; python (pid 4242) holds 72GiB of GPU memory.",
             );
-            expect(renderAnnotation(page.rule.annotations.description, data)).toContain("`nvidia-smi` on lab-box");
+            expect(expandAnnotation(page.rule.annotations.description, data)).toContain("`nvidia-smi` on lab-box");
         }
     });
 

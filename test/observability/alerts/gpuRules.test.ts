@@ -5,9 +5,10 @@
 import { spawnSync } from "child_process";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL, type AlertRule } from "../../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID, HOST_TEXT, ROUTING_LABEL, type AlertRule } from "../../../observability/alerts/serviceRules";
 import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "../../../observability/alerts/gpuRules";
 import { JOBS } from "../../../observability/logSchema";
+import { labelText } from "../../../observability/alerts/ruleAnnotations";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../../../observability/dashboards";
 import {
@@ -27,7 +28,7 @@ import { renderedConfig } from "../../support/pipelineHelpers";
 import { JobSimulator } from "../../support/promtailSimulator";
 import { checkLogql, labelProblems, longestRangeSeconds } from "../../support/logqlLabels";
 import { stageModel as model } from "../../support/ruleModels";
-import { renderAnnotation } from "../../support/alertTemplate";
+import { expandAnnotation } from "../../support/grafanaTemplates";
 
 
 const DEFAULT_RULES = buildGpuAlertRules(LOKI_DATASOURCE_UID);
@@ -69,7 +70,7 @@ describe.each([
         expect(rule.labels[ROUTING_LABEL.name]).toBe(ROUTING_LABEL.value);
         expect(rule.annotations.description).toMatch(/Check first/);
         expect(rule.annotations.description).toMatch(/Who holds the GPU/);
-        expect(rule.annotations.summary).toMatch(/\$labels\.host\b/);
+        expect(rule.annotations.summary).toContain(HOST_TEXT);
         const overview = parseDashboardJson(allDashboardJson({ datasourceUid: LOKI_DATASOURCE_UID, alerts: DEFAULT_ALERT_THRESHOLDS, probeEnabled: true }).overview);
         expect(rule.annotations.__dashboardUid__).toBe(DASHBOARD_UIDS.overview);
         expect(allPanels(overview).map((panel) => String(panel.id))).toContain(rule.annotations.__panelId__);
@@ -109,7 +110,7 @@ describe("GPU memory nearly full", () => {
         expect(model(rule, "D").expr).toContain('| ollama="0" |');
         expect(model(rule, "E")).toMatchObject({ type: "reduce", expression: "D", reducer: "last" });
         expect(rule.annotations.description).toContain("{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama.");
-        expect(rule.annotations.summary).toBe("GPU {{ $labels.gpu }} on {{ $labels.host }} is {{ humanize $values.B.Value }}% full (threshold 95%).");
+        expect(rule.annotations.summary).toBe(`GPU ${labelText("gpu", "(unnumbered)")} on ${HOST_TEXT} is {{ humanize $values.B.Value }}% full (threshold 95%).`);
     });
 
     it("never leaves D empty while GPU readings exist (an empty query would make the whole rule No Data)", () => {
@@ -189,14 +190,10 @@ describe("Ollama lost the GPU", () => {
         expect(rule.annotations.__panelId__).toBe(String(OVERVIEW_PANEL_IDS.gpuMemoryByHolder));
     });
 
-    it("reads right in a DatasourceError alert, which has no $labels.host and no $values: every reference is guarded", () => {
-        const none = { labels: {}, values: {} };
-        expect(renderAnnotation(rule.annotations.summary, none)).toBe('"Ollama lost the GPU" has no result: its Loki query failed.');
-        const description = renderAnnotation(rule.annotations.description, none);
-        expect(description).toContain("`nvidia-smi` on the box;");
-        expect(description).not.toContain("[no value]");
-        // Without E (no GPU readings) the firing summary still reads, without a holder.
-        expect(renderAnnotation(rule.annotations.summary, { labels: { host: "gpu-01" }, values: { B: { Labels: { host: "gpu-01" }, Value: 0.25 } } })).toBe(
+    it("names the box through a guard, and reads without a holder (no GPU readings, no E)", () => {
+        expect(rule.annotations.summary).toContain(`Ollama on ${HOST_TEXT} lost the GPU`);
+        expect(rule.annotations.description).toContain(`\`nvidia-smi\` on ${HOST_TEXT};`);
+        expect(expandAnnotation(rule.annotations.summary, { labels: { host: "gpu-01" }, values: { B: { labels: { host: "gpu-01" }, value: 0.25 } } })).toBe(
             "Ollama on gpu-01 lost the GPU: only 25% of its model is in GPU memory, the rest runs on the CPU.",
         );
     });

@@ -4,7 +4,7 @@
  * instead of quietly resolving.
  */
 import { describe, expect, it } from "vitest";
-import { ALERT_RULE_UIDS, buildAlertRules, type AlertRule, type AlertRuleOptions } from "../../../observability/alerts/serviceRules";
+import { ALERT_RULE_UIDS, buildAlertRules, HOST_TEXT, type AlertRule, type AlertRuleOptions } from "../../../observability/alerts/serviceRules";
 import { NOW, PROBE_UP, SOURCES, probeLines, ruleOptions, ship, spread } from "../../support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "../../support/grafanaRuleEval";
 import type { LokiEntry } from "../../support/logqlEval";
@@ -51,7 +51,7 @@ describe('"Ollama down" on two boxes', () => {
         expect(gpu02).toEqual(["Pending", "Alerting", "Alerting"]);
         // The series never goes away, so Grafana never resolves it as stale.
         expect(ticks.flatMap((tick) => tick.resolvedStale)).toEqual([]);
-        expect(ollamaDown.annotations.summary).toContain("{{ $labels.host }}");
+        expect(ollamaDown.annotations.summary).toContain(HOST_TEXT);
     });
 
     it("a box that is not in the expected list and falls silent only disappears: list every box", () => {

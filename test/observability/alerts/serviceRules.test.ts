@@ -12,6 +12,7 @@ import {
     ALERT_RULE_TITLES,
     ALERT_RULE_UIDS,
     EXPRESSION_DATASOURCE_UID,
+    HOST_TEXT,
     ROUTING_LABEL,
     buildAlertRules,
     type AlertRule,
@@ -92,7 +93,7 @@ describe.each(ALL_RULES)("rule %s", (_name, rule, options) => {
     });
 
     it("names the box it fires for, and has no placeholder left in its text", () => {
-        expect(rule.annotations.summary).toContain("{{ $labels.host }}");
+        expect(rule.annotations.summary).toContain(HOST_TEXT);
         for (const text of [rule.annotations.summary, rule.annotations.description]) expect(text).not.toMatch(/<[a-zA-Z]+>/);
     });
 
