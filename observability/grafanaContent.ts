@@ -8,7 +8,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as grafana from "@pulumiverse/grafana";
-import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME, ROUTING_LABEL } from "./alerts/serviceRules";
+import { ROUTING_LABEL } from "./alerts/ruleParts";
+import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME } from "./alerts/ruleGroup";
 import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "./notifications";
 import { buildRuleGroupRules } from "./alerts/ruleGroup";
 import type { AlertSettings } from "../config/types";

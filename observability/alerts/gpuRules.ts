@@ -17,8 +17,8 @@
 import { durationSeconds } from "../../config/durations";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import type { AlertThresholds } from "../../config/types";
-import { HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule } from "./serviceRules";
-import { labelText } from "./ruleAnnotations";
+import { HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule } from "./ruleParts";
+import { labelText } from "./ruleParts";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import {
     GPU_LOOKBACK,

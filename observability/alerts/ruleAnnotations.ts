@@ -12,12 +12,7 @@
  *   {{ if $values.<condition input> }}<the rule's text>{{ else }}<what failed, what to check>{{ end }}
  * and the rule's own text reads each label through `with` (labelText).
  */
-import type { AlertRule } from "./serviceRules";
-
-/** `$labels.<name>`, or `fallback` where the alert has no such label. */
-export function labelText(name: string, fallback: string): string {
-    return `{{ with $labels.${name} }}{{ . }}{{ else }}${fallback}{{ end }}`;
-}
+import type { AlertRule } from "./ruleParts";
 
 /** The refId whose value the rule's condition tests (the threshold's input, e.g. "B"): present in $values exactly when the rule had a reading. */
 export function conditionInput(rule: AlertRule): string {

@@ -7,9 +7,8 @@
  *   C  threshold on B; the rule's condition.
  */
 import { durationSeconds } from "../../config/durations";
-import type { AlertThresholds } from "../../config/types";
-import { DASHBOARD_UIDS, OVERVIEW_PANEL_IDS } from "../dashboards/ids";
-import { labelText } from "./ruleAnnotations";
+import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
+import { HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule, type AlertRuleOptions } from "./ruleParts";
 import {
     deepchatServerErrorsPerHost,
     failedRepliesPerHost,
@@ -17,12 +16,6 @@ import {
     ollamaConnectionFailuresPerHost,
     orValueForHosts,
 } from "../queries/services";
-
-export const RULE_GROUP_NAME = "DeepChat";
-/** Every rule is evaluated once a minute. */
-export const RULE_GROUP_INTERVAL_SECONDS = 60;
-/** Grafana's datasource uid for server-side expressions (reduce, threshold, math). */
-export const EXPRESSION_DATASOURCE_UID = "__expr__";
 
 export const ALERT_RULE_TITLES = {
     ollamaDown: "Ollama down",
@@ -44,93 +37,6 @@ export const ALERT_RULE_UIDS = {
  */
 export const OLLAMA_DOWN_PENDING = "1m";
 
-
-/** The label every rule carries; the notification policy routes on it. */
-export const ROUTING_LABEL = { name: "service", value: "deepchat" } as const;
-
-export type NoDataState = "Alerting" | "NoData" | "OK" | "KeepLast";
-export type ExecErrState = "Alerting" | "Error" | "OK" | "KeepLast";
-
-export interface AlertQuery {
-    readonly refId: string;
-    readonly datasourceUid: string;
-    /** Grafana copies `model.queryType` here on save; setting both keeps `pulumi preview` free of diffs. */
-    readonly queryType?: string;
-    readonly relativeTimeRange: { readonly from: number; readonly to: number };
-    /** The query or expression model as JSON text. */
-    readonly model: string;
-}
-
-export interface AlertRule {
-    readonly name: string;
-    readonly uid: string;
-    readonly condition: string;
-    readonly for: string;
-    readonly noDataState: NoDataState;
-    readonly execErrState: ExecErrState;
-    readonly isPaused: boolean;
-    readonly labels: Readonly<Record<string, string>>;
-    readonly annotations: Readonly<Record<string, string>>;
-    readonly datas: readonly AlertQuery[];
-}
-
-export interface AlertRuleOptions {
-    /** uid of the Loki datasource the rules query. */
-    readonly datasourceUid: string;
-    readonly alerts: AlertThresholds;
-    /** Whether the Ollama probe runs (settings ollamaProbe.enabled). */
-    readonly probeEnabled: boolean;
-    /**
-     * The `host` label of every box whose logs this Loki should have. Each gets a series in every
-     * rule even when it sent nothing: "no errors" is 0, and a box whose probe fell silent fires
-     * "Ollama down" (a series that merely disappears would be resolved, never alerted).
-     */
-    readonly expectedHosts: readonly string[];
-    /** The probe container's name on each box (`<namePrefix>-ollama-probe`), for the descriptions. */
-    readonly probeContainerName: string;
-}
-
-/**
- * A Loki instant query. An instant query is evaluated at the end of the time range and the
- * LogQL `[range]` sets the look-back, so the relative range spans exactly that look-back.
- */
-export function lokiInstantQuery(refId: string, datasourceUid: string, expr: string, rangeSeconds: number): AlertQuery {
-    return {
-        refId,
-        datasourceUid,
-        queryType: "instant",
-        relativeTimeRange: { from: rangeSeconds, to: 0 },
-        model: JSON.stringify({ refId, expr, queryType: "instant", editorMode: "code" }),
-    };
-}
-
-/** A server-side expression stage (reduce, threshold) of a Grafana-managed rule. */
-export function expressionStage(refId: string, expression: Record<string, unknown>): AlertQuery {
-    return {
-        refId,
-        datasourceUid: EXPRESSION_DATASOURCE_UID,
-        relativeTimeRange: { from: 0, to: 0 },
-        model: JSON.stringify({ refId, ...expression, datasource: { type: "__expr__", uid: EXPRESSION_DATASOURCE_UID } }),
-    };
-}
-
-/** Reduce `input` to its last value. */
-export function reduceLast(refId: string, input: string): AlertQuery {
-    return expressionStage(refId, { type: "reduce", expression: input, reducer: "last" });
-}
-
-/** Threshold on `input`: firing when `input <evaluator> value`. */
-export function threshold(refId: string, input: string, evaluator: "gt" | "lt", value: number): AlertQuery {
-    return expressionStage(refId, { type: "threshold", expression: input, conditions: [{ evaluator: { type: evaluator, params: [value] } }] });
-}
-
-/** Annotations that link a notification to the overview panel showing the same signal. */
-export function panelLink(panelId: number): Record<string, string> {
-    return { __dashboardUid__: DASHBOARD_UIDS.overview, __panelId__: String(panelId) };
-}
-
-/** The box an alert is for; read through `with`, as DatasourceError / No Data alerts may lack it. */
-export const HOST_TEXT = labelText("host", "an unnamed box");
 
 const GPU_CASE =
     "Seen before: another job had taken the GPU's memory, Ollama ran the model (partly) on the CPU and answered " +

@@ -4,7 +4,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { ALERT_RULE_TITLES, EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../../observability/alerts/serviceRules";
+import { ALERT_RULE_TITLES } from "../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../../observability/alerts/ruleParts";
 import { GPU_ALERT_RULE_TITLES } from "../../observability/alerts/gpuRules";
 import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../../observability/grafanaContent";
 import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "../../observability/notifications";

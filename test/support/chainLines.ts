@@ -2,7 +2,7 @@
  * Realistic log lines for the rule-chain tests, shipped through the rendered Promtail pipelines
  * (the simulator) at chosen times before NOW, as Loki would store them.
  */
-import type { AlertRuleOptions } from "../../observability/alerts/serviceRules";
+import type { AlertRuleOptions } from "../../observability/alerts/ruleParts";
 import { JOBS, type JobName } from "../../observability/logSchema";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import { fromSimEntries, type LokiEntry } from "./logqlEval";

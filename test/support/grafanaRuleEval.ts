@@ -24,7 +24,7 @@
  */
 import { durationSeconds } from "./logqlLabels";
 import { evaluateInstant, LokiQueryError, type LokiEntry, type Sample } from "./logqlEval";
-import type { AlertQuery, AlertRule } from "../../observability/alerts/serviceRules";
+import type { AlertQuery, AlertRule } from "../../observability/alerts/ruleParts";
 
 export type SeriesState = "Normal" | "Pending" | "Alerting" | "NoData" | "Error";
 /** What the rule as a whole shows: per-series states folded, or the NoData/Error mapping. */

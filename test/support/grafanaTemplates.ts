@@ -15,7 +15,7 @@
  * The plain descriptions below (AnnotationCase, NotificationCase) are what both this evaluator
  * and, where Go is installed, the real text/template (goTemplateCheck.ts) receive.
  */
-import { EXPRESSION_DATASOURCE_UID, type AlertRule } from "../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID, type AlertRule } from "../../observability/alerts/ruleParts";
 import { ANNOTATION_FUNCS, GoFloat, GoTemplate, NOTIFICATION_FUNCS, sliceWithMethods, type GoValue } from "./goTemplate";
 import type { RuleEvaluation } from "./grafanaRuleEval";
 

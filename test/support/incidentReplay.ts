@@ -4,8 +4,8 @@
  * applied (grafanaRuleEval.ts), as Grafana runs the "DeepChat" group. Times are seconds
  * relative to the incident's start, t = 0 at NOW.
  */
-import type { AlertRule } from "../../observability/alerts/serviceRules";
-import { RULE_GROUP_INTERVAL_SECONDS } from "../../observability/alerts/serviceRules";
+import type { AlertRule } from "../../observability/alerts/ruleParts";
+import { RULE_GROUP_INTERVAL_SECONDS } from "../../observability/alerts/ruleGroup";
 import { NOW, S, SOURCES, ship, withTimes, type TimedLine } from "./chainLines";
 import { evaluateRuleOverTime, type RuleTick } from "./grafanaRuleEval";
 import { gpuProbeEntries, gpuProbeReading, ollamaProbeEntries, type LoadedModels } from "./gpuProbeLines";

@@ -1,5 +1,5 @@
 /** Every LogQL expression the dashboards and alert rules carry, named by panel or rule (for tests that run them all). */
-import { EXPRESSION_DATASOURCE_UID } from "../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID } from "../../observability/alerts/ruleParts";
 import { buildRuleGroupRules } from "../../observability/alerts/ruleGroup";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import { allDashboardJson, dashboardQueries, parseDashboardJson } from "../../observability/dashboards";

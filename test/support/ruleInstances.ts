@@ -15,7 +15,7 @@
  * Sources: grafana/grafana pkg/services/ngalert/eval/eval.go, state/state.go, state/manager.go,
  * state/compat.go.
  */
-import type { AlertRule } from "../../observability/alerts/serviceRules";
+import type { AlertRule } from "../../observability/alerts/ruleParts";
 import { FOLDER_TITLE } from "../../observability/dashboards/ids";
 import type { AnnotationCase } from "./grafanaTemplates";
 import { parseMetricQuery, type MetricNode } from "./logqlAst";

@@ -1,5 +1,5 @@
 /** Reading an alert rule's stage models (the JSON text Grafana receives) in tests. */
-import type { AlertRule } from "../../observability/alerts/serviceRules";
+import type { AlertRule } from "../../observability/alerts/ruleParts";
 
 /** The fields of a query or expression model the tests look at. */
 export interface StageModel {

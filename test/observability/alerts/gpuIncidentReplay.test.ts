@@ -15,7 +15,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS, OLLAMA_LOST_GPU_HOLD_OFFSETS } from "../../../observability/alerts/gpuRules";
-import { ALERT_RULE_TITLES, type AlertRule } from "../../../observability/alerts/serviceRules";
+import { ALERT_RULE_TITLES } from "../../../observability/alerts/serviceRules";
+import { type AlertRule } from "../../../observability/alerts/ruleParts";
 import { buildRuleGroupRules } from "../../../observability/alerts/ruleGroup";
 import { GPU_LOOKBACK, MODEL_FIT_HISTORY, ollamaLostGpuShare } from "../../../observability/queries/gpu";
 import { annotationCaseOf, expandAnnotation } from "../../support/grafanaTemplates";

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { buildGpuAlertRules, GPU_ALERT_RULE_UIDS } from "../../../observability/alerts/gpuRules";
-import type { AlertRule } from "../../../observability/alerts/serviceRules";
+import type { AlertRule } from "../../../observability/alerts/ruleParts";
 import { evaluateRule, evaluateRuleOverTime, type RuleEvaluation } from "../../support/grafanaRuleEval";
 import { gpuProbeEntries, gpuProbeReading, NO_MODEL, ollamaProbeEntries } from "../../support/gpuProbeLines";
 import type { LokiEntry, Sample } from "../../support/logqlEval";

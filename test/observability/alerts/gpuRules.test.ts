@@ -5,10 +5,10 @@
 import { spawnSync } from "child_process";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { EXPRESSION_DATASOURCE_UID, HOST_TEXT, ROUTING_LABEL, type AlertRule } from "../../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID, HOST_TEXT, ROUTING_LABEL, type AlertRule } from "../../../observability/alerts/ruleParts";
 import { buildGpuAlertRules, GPU_ALERT_RULE_TITLES, GPU_ALERT_RULE_UIDS } from "../../../observability/alerts/gpuRules";
 import { JOBS } from "../../../observability/logSchema";
-import { labelText } from "../../../observability/alerts/ruleAnnotations";
+import { labelText } from "../../../observability/alerts/ruleParts";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, dashboardQueries, parseDashboardJson } from "../../../observability/dashboards";
 import {

@@ -5,7 +5,8 @@
  * Only "DeepChat replies failing" may fire; "DeepChat high error rate" and "Ollama down" stay Normal.
  */
 import { describe, expect, it } from "vitest";
-import { ALERT_RULE_UIDS, buildAlertRules, type AlertRule } from "../../../observability/alerts/serviceRules";
+import { ALERT_RULE_UIDS, buildAlertRules } from "../../../observability/alerts/serviceRules";
+import { type AlertRule } from "../../../observability/alerts/ruleParts";
 import { NOW, PROBE_UP, SOURCES, probeLines, ruleOptions, ship, spread, type TimedLine } from "../../support/chainLines";
 import { evaluateRule, type RuleEvaluation } from "../../support/grafanaRuleEval";
 import type { LokiEntry } from "../../support/logqlEval";

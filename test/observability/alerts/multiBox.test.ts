@@ -4,7 +4,8 @@
  * instead of quietly resolving.
  */
 import { describe, expect, it } from "vitest";
-import { ALERT_RULE_UIDS, buildAlertRules, HOST_TEXT, type AlertRule, type AlertRuleOptions } from "../../../observability/alerts/serviceRules";
+import { ALERT_RULE_UIDS, buildAlertRules } from "../../../observability/alerts/serviceRules";
+import { HOST_TEXT, type AlertRule, type AlertRuleOptions } from "../../../observability/alerts/ruleParts";
 import { NOW, PROBE_UP, SOURCES, probeLines, ruleOptions, ship, spread } from "../../support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "../../support/grafanaRuleEval";
 import type { LokiEntry } from "../../support/logqlEval";

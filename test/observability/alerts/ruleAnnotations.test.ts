@@ -4,9 +4,10 @@
  * Alerting), and DatasourceError. Rules added to the group are covered without listing them.
  */
 import { describe, expect, it } from "vitest";
-import type { AlertRule } from "../../../observability/alerts/serviceRules";
+import type { AlertRule } from "../../../observability/alerts/ruleParts";
 import { buildRuleGroupRules, type RuleGroupOptions } from "../../../observability/alerts/ruleGroup";
-import { conditionInput, labelText, noReadingAnnotations, withNoReadingCase } from "../../../observability/alerts/ruleAnnotations";
+import { conditionInput, noReadingAnnotations, withNoReadingCase } from "../../../observability/alerts/ruleAnnotations";
+import { labelText } from "../../../observability/alerts/ruleParts";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { LOKI_DATASOURCE_UID } from "../../../observability/dashboards/ids";
 import { expandAnnotation, unguardedReferences, type AnnotationCase } from "../../support/grafanaTemplates";

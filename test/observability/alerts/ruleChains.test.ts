@@ -4,7 +4,8 @@
  * (test/support/grafanaRuleEval.ts) and we assert what on-call would see.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, lokiInstantQuery, type AlertQuery, type AlertRule } from "../../../observability/alerts/serviceRules";
+import { buildAlertRules } from "../../../observability/alerts/serviceRules";
+import { lokiInstantQuery, type AlertQuery, type AlertRule } from "../../../observability/alerts/ruleParts";
 import { NOW, PROBE_DOWN, PROBE_UP, S, SOURCES, probeLines, ruleOptions, ship, spread } from "../../support/chainLines";
 import { evaluateRule, evaluateRuleOverTime } from "../../support/grafanaRuleEval";
 import type { LokiEntry } from "../../support/logqlEval";

@@ -7,17 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { parser } from "@grafana/lezer-logql";
 import { describe, expect, it } from "vitest";
-import {
-    OLLAMA_DOWN_PENDING,
-    ALERT_RULE_TITLES,
-    ALERT_RULE_UIDS,
-    EXPRESSION_DATASOURCE_UID,
-    HOST_TEXT,
-    ROUTING_LABEL,
-    buildAlertRules,
-    type AlertRule,
-    type AlertRuleOptions,
-} from "../../../observability/alerts/serviceRules";
+import { OLLAMA_DOWN_PENDING, ALERT_RULE_TITLES, ALERT_RULE_UIDS, buildAlertRules } from "../../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID, HOST_TEXT, ROUTING_LABEL, type AlertRule, type AlertRuleOptions } from "../../../observability/alerts/ruleParts";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, parseDashboardJson } from "../../../observability/dashboards";
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID } from "../../../observability/dashboards/ids";

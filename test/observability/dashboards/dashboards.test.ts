@@ -3,7 +3,8 @@
  * on the Loki datasource, fixed uids, links that lead to dashboards that exist.
  */
 import { describe, expect, it } from "vitest";
-import { buildAlertRules, EXPRESSION_DATASOURCE_UID } from "../../../observability/alerts/serviceRules";
+import { buildAlertRules } from "../../../observability/alerts/serviceRules";
+import { EXPRESSION_DATASOURCE_UID } from "../../../observability/alerts/ruleParts";
 import {
     allDashboardJson,
     allPanels,
