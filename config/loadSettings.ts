@@ -90,6 +90,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
     const email = emailNeedsSmtp(alerts, grafana);
     read.report(...email.problems);
     warnings.push(...email.warnings);
+    warnings.push(...wecomWebhookWarnings(read.secretText("wecomWebhookUrl") ?? ""));
     read.report(...ollamaDownTooShort(alerts.ollamaDownFor, ollamaProbe));
 
     const keepVolumesOnDestroy = read.plain("keepVolumesOnDestroy");
@@ -260,4 +261,25 @@ function readGpuProbe(read: ConfigReader, gpu: GpuDetection, image: string): Gpu
             `(check with \`docker run --rm --gpus all ${image} nvidia-smi\`), or "auto" / false.`,
     );
     return { ...settings, enabled: false, decision: "" };
+}
+
+/**
+ * Preview warnings for the WeCom webhook URL. A
+ * plain-http URL, e.g. a relay on the lab network, sends the robot's key (`?key=…`, the whole
+ * credential) and every message across the network in the clear. The warning names only the
+ * host: the URL itself is a secret.
+ */
+export function wecomWebhookWarnings(url: string): string[] {
+    let parsed: URL;
+    try {
+        parsed = new URL(url);
+    } catch {
+        // Not a URL at all: that is a settings error, reported there.
+        return [];
+    }
+    if (parsed.protocol !== "http:") return [];
+    return [
+        `wecomWebhookUrl: the webhook URL is plain http (host ${parsed.host}): the group robot's key in it, and every alert message, cross the network in the clear, ` +
+            `and anyone who reads the key can post to the group. Use an https URL (WeCom's own endpoint is https://qyapi.weixin.qq.com, or give the relay TLS).`,
+    ];
 }

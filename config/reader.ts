@@ -55,6 +55,11 @@ export class ConfigReader {
         return this.raw.getSecret(key);
     }
 
+    /** A secret key's text, for checks whose messages never show it (a plain-http webhook names only its host). */
+    secretText(key: SecretKey): string | undefined {
+        return this.raw.get(key);
+    }
+
     /** Every field of an object key, in the schema's order. */
     object<K extends ObjectKey>(key: K): z.output<(typeof objectKeys)[K]> {
         const fields = this.fieldsOf(key);

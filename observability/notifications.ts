@@ -172,24 +172,3 @@ export function notificationTemplate(options: NotificationTemplateOptions): stri
         "",
     ].join("\n");
 }
-
-/**
- * Preview warnings for the WeCom webhook URL (settings wire these into their warnings). A
- * plain-http URL, e.g. a relay on the lab network, sends the robot's key (`?key=…`, the whole
- * credential) and every message across the network in the clear. The warning names only the
- * host: the URL itself is a secret.
- */
-export function wecomWebhookWarnings(url: string): string[] {
-    let parsed: URL;
-    try {
-        parsed = new URL(url);
-    } catch {
-        // Not a URL at all: that is a settings error, reported there.
-        return [];
-    }
-    if (parsed.protocol !== "http:") return [];
-    return [
-        `wecomWebhookUrl: the webhook URL is plain http (host ${parsed.host}): the group robot's key in it, and every alert message, cross the network in the clear, ` +
-            `and anyone who reads the key can post to the group. Use an https URL (WeCom's own endpoint is https://qyapi.weixin.qq.com, or give the relay TLS).`,
-    ];
-}

@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { problemsOf, rawConfig } from "../support/rawConfig";
 import { parseRetentionHours } from "../../config/durations";
 import { parseImageReference } from "../../config/formats";
-import { parseSettings, SettingsError } from "../../config/loadSettings";
+import { parseSettings, SettingsError, wecomWebhookWarnings } from "../../config/loadSettings";
 import { CONFIG_KEYS, DEFAULT_IMAGES } from "../../config/schema";
 import type { Settings } from "../../config/types";
 
@@ -281,5 +281,24 @@ describe("the failed-replies rule's settings", () => {
             'alerts.replyFailureWindow: "five minutes" is not allowed. Expected a duration such as "90s", "5m" or "1h".',
             'alerts.ollamaRequestTimeout: "2 min" is not allowed. Expected a duration such as "90s", "5m" or "1h".',
         ]);
+    });
+});
+
+describe("the WeCom webhook URL", () => {
+    it("warns at preview about a plain-http webhook, naming the host but never the key", () => {
+        const settings = parseSettings(rawConfig({}, { wecomWebhookUrl: "http://relay.lab.example:8080/cgi-bin/webhook/send?key=secret-robot-key" }));
+        const warnings = settings.warnings.filter((warning) => warning.startsWith("wecomWebhookUrl:"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(/^wecomWebhookUrl: the webhook URL is plain http \(host relay\.lab\.example:8080\)/);
+        expect(warnings[0]).toMatch(/in the clear/);
+        expect(warnings[0]).not.toContain("secret-robot-key");
+    });
+
+    it("is quiet for https, and leaves a value that is no URL to the settings' own check", () => {
+        expect(wecomWebhookWarnings("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")).toEqual([]);
+        expect(wecomWebhookWarnings("HTTPS://relay.lab.example/send?key=k")).toEqual([]);
+        expect(wecomWebhookWarnings("not a url")).toEqual([]);
+        expect(wecomWebhookWarnings("HTTP://relay.lab.example/send?key=k")).toHaveLength(1);
+        expect(parseSettings(rawConfig({}, { wecomWebhookUrl: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k" })).warnings).toEqual([]);
     });
 });

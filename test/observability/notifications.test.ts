@@ -16,7 +16,6 @@ import {
     TOO_LONG,
     WECOM_LIMITS,
     WECOM_MARKDOWN_MAX_BYTES,
-    wecomWebhookWarnings,
     NOTIFICATION_GROUP_BY,
 } from "../../observability/notifications";
 import { buildRuleGroupRules, type RuleGroupOptions } from "../../observability/alerts/ruleGroup";
@@ -387,24 +386,5 @@ describe("the evaluator's renderings agree with Go's text/template", () => {
         expect(fromGo.map((result) => result.error)).toEqual(checks.map(() => undefined));
         const ours = cases.flatMap((input) => names.map((name) => COMPILED.executeTemplate(name, notificationData(input))));
         expect(ours).toEqual(fromGo.map((result) => result.output));
-    });
-});
-
-// ------------------------------------------------------------------------------ the webhook URL
-
-describe("wecomWebhookWarnings", () => {
-    it("warns about a plain-http webhook, naming the host but never the key", () => {
-        const warnings = wecomWebhookWarnings("http://relay.lab.example:8080/cgi-bin/webhook/send?key=secret-robot-key");
-        expect(warnings).toHaveLength(1);
-        expect(warnings[0]).toMatch(/^wecomWebhookUrl: the webhook URL is plain http \(host relay\.lab\.example:8080\)/);
-        expect(warnings[0]).toMatch(/in the clear/);
-        expect(warnings[0]).not.toContain("secret-robot-key");
-    });
-
-    it("is quiet for https, and leaves a value that is no URL to the settings' own check", () => {
-        expect(wecomWebhookWarnings("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")).toEqual([]);
-        expect(wecomWebhookWarnings("HTTPS://relay.lab.example/send?key=k")).toEqual([]);
-        expect(wecomWebhookWarnings("not a url")).toEqual([]);
-        expect(wecomWebhookWarnings("HTTP://relay.lab.example/send?key=k")).toHaveLength(1);
     });
 });
