@@ -237,8 +237,14 @@ export function shortStackName(name: string): string {
 export interface OpenStackOptions {
     /** The stack to open; undefined: the one the CLI has selected for this project (read, never changed). */
     readonly stackName: string | undefined;
-    /** Create the stack when it does not exist (deploy, up). Needs a stackName. */
+    /** Create the stack when it does not exist (deploy, up). Needs a stackName or a fallbackStackName. */
     readonly createIfMissing: boolean;
+    /**
+     * With no stackName and no selected stack: the stack to use (up creates DEFAULT_STACK on a
+     * fresh box). Never used while a stack is selected, so a hub or agent box is not given a
+     * second stack with the same Docker names.
+     */
+    readonly fallbackStackName?: string;
     /** Without createIfMissing: what the operator should do about a missing stack. */
     readonly missingStackAdvice?: (missing: MissingStack) => string;
     /** Install the Pulumi CLI into the home directory when it is missing. */
@@ -285,7 +291,7 @@ export async function openProjectStack(options: OpenStackOptions): Promise<Opene
     const stacks = await workspace.listStacks();
     const existing = stacks.map((summary) => shortStackName(summary.name));
     const selected = stacks.find((summary) => summary.current);
-    const stackName = options.stackName ?? (selected === undefined ? undefined : shortStackName(selected.name));
+    const stackName = options.stackName ?? (selected === undefined ? options.fallbackStackName : shortStackName(selected.name));
     const exists = stacks.some((summary) => summary.name === stackName || shortStackName(summary.name) === stackName);
     if (stackName === undefined || (!exists && !options.createIfMissing)) {
         const missing: MissingStack = { stackName, backend, existing };

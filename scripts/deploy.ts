@@ -17,14 +17,15 @@ type Action = (typeof ACTIONS)[number];
 
 const USAGE = `Usage: npm run deploy | up | preview | destroy [-- options]
 
-  deploy, up   create the stack if needed (stack "${DEFAULT_STACK}"), deploy it, print its outputs
+  deploy, up   deploy the stack (created as "${DEFAULT_STACK}" when the CLI has no stack selected), print its outputs
   preview      show what \`up\` would change (the stack must exist; nothing is created)
   destroy      remove the stack's containers and network. First it applies keepVolumesOnDestroy
                as configured now (false: the volumes go too) and detaches containers of other
                projects from the stack's network (e.g. a containerised Ollama)
 
 Options:
-  --stack <name>   stack name (default: ${DEFAULT_STACK})
+  --stack <name>   stack name (default: the stack the CLI has selected, as \`pulumi stack ls\` marks it;
+                   on a fresh box, up creates "${DEFAULT_STACK}")
   --yes            destroy without asking (required for destroy without a terminal)
   --help           show this text
 
@@ -32,14 +33,15 @@ Stack config: \`pulumi config set ...\` (see Pulumi.yaml for every key) or edit 
 
 interface DeployArguments {
     readonly action: Action;
-    readonly stackName: string;
+    /** As given with --stack; undefined: the CLI's selected stack (up on a fresh box: DEFAULT_STACK). */
+    readonly stackName: string | undefined;
     readonly yes: boolean;
     readonly help: boolean;
 }
 
 export function parseDeployArguments(argv: readonly string[]): DeployArguments {
     let action: Action = "up";
-    let stackName = DEFAULT_STACK;
+    let stackName: string | undefined;
     let yes = false;
     let help = false;
     for (let index = 0; index < argv.length; index++) {
@@ -105,10 +107,10 @@ async function deploy(argv: readonly string[], io: DeployIo): Promise<number> {
         return 0;
     }
     const action = args.action;
-    say(`deepchat-observability: ${action} stack "${args.stackName}"`);
     const opened = await openProjectStack({
         stackName: args.stackName,
         createIfMissing: action === "up",
+        fallbackStackName: action === "up" ? DEFAULT_STACK : undefined,
         missingStackAdvice: action === "up" ? undefined : (missing) => missingStackAdvice(action, missing),
         installCli: true,
         log: say,
@@ -116,9 +118,11 @@ async function deploy(argv: readonly string[], io: DeployIo): Promise<number> {
         projectRoot: io.projectRoot,
         pulumiCommand: io.pulumiCommand,
     });
+    const stackName = opened.stackName;
+    say(`deepchat-observability: ${action} stack "${stackName}"`);
     say(`  backend     ${opened.backend.url} (from ${opened.backend.source})`);
     say(`  secrets     passphrase: ${opened.passphrase.description}`);
-    if (opened.created) say(`  stack       created "${args.stackName}"`);
+    if (opened.created) say(`  stack       created "${stackName}"`);
     if (opened.passphrase.generatedFile) say(`\n${generatedPassphraseNotice(opened.passphrase.generatedFile)}`);
     say("");
 
@@ -126,7 +130,7 @@ async function deploy(argv: readonly string[], io: DeployIo): Promise<number> {
     switch (action) {
         case "preview": {
             const result = await opened.stack.preview({ ...streaming, diff: false });
-            say(`\nPreview: ${JSON.stringify(result.changeSummary)}. Apply with \`npm run up -- --stack ${args.stackName}\`.`);
+            say(`\nPreview: ${JSON.stringify(result.changeSummary)}. Apply with \`npm run up -- --stack ${stackName}\`.`);
             return 0;
         }
         case "up": {
@@ -138,12 +142,12 @@ async function deploy(argv: readonly string[], io: DeployIo): Promise<number> {
         }
         case "destroy": {
             const confirm = io.confirmDestroy ?? confirmOnTerminal;
-            if (!args.yes && !(await confirm(args.stackName))) {
+            if (!args.yes && !(await confirm(stackName))) {
                 say("Nothing destroyed.");
                 return 1;
             }
             const outcome = await destroyStack(opened.stack, { docker: io.docker ?? dockerCli, log: say, streaming });
-            say(`\nStack "${args.stackName}" is empty; its history stays in ${opened.backend.url}.`);
+            say(`\nStack "${stackName}" is empty; its history stays in ${opened.backend.url}.`);
             say(
                 outcome.keptVolumes.length > 0
                     ? `Volumes kept (keepVolumesOnDestroy): ${outcome.keptVolumes.join(", ")}. Delete them with \`docker volume rm ${outcome.keptVolumes.join(" ")}\`.`

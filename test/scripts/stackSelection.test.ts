@@ -208,3 +208,34 @@ describe("verify's advice never leads to a second stack", () => {
         expect(missing.message).toBe('Stack "x" does not exist in file:///s (backend from default). There is no stack there. advice');
     });
 });
+
+describe("npm run deploy without --stack", () => {
+    const open = (fake: FakePulumiCli, env: NodeJS.ProcessEnv) =>
+        openProjectStack({
+            stackName: undefined,
+            createIfMissing: true,
+            fallbackStackName: "dev",
+            installCli: false,
+            log: () => undefined,
+            env: { XDG_CONFIG_HOME: configHome, ...env },
+            projectRoot: project.root,
+            pulumiCommand: fake.command,
+        });
+
+    it("on a hub box (stack hub selected) deploys hub: no second stack with the same Docker names", async () => {
+        const fake = await startCli({ stacks: [{ name: "dev", current: false }, { name: "hub", current: true }] });
+        const opened = await open(fake, { PULUMI_CONFIG_PASSPHRASE: "hub-passphrase" });
+        expect(opened.stackName).toBe("hub");
+        expect(opened.created).toBe(false);
+        expect(changingCalls(fake)).toEqual([]);
+        expect(fake.selectedStack()).toBe("hub");
+    });
+
+    it('on a fresh box (no stack selected) creates "dev"', async () => {
+        const fake = await startCli({ stacks: [] });
+        const opened = await open(fake, {});
+        expect(opened.stackName).toBe("dev");
+        expect(opened.created).toBe(true);
+        expect(changingCalls(fake)).toEqual([["stack", "init", "dev", "--secrets-provider", "passphrase"]]);
+    });
+});
