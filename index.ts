@@ -3,7 +3,7 @@
  * Docker host, and the Grafana content that makes them useful. Wiring only: settings are
  * read and validated once, and every component gets what it needs as args.
  *
- * The stack's role decides which parts exist (README, "Several GPU boxes"):
+ * The stack's role decides which parts exist (docs/several-boxes.md):
  *   standalone  collectors + storage and UI            (one box; the default)
  *   hub         collectors + storage and UI + push endpoint for agents
  *   agent       collectors only, pushing to the hub

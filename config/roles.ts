@@ -207,7 +207,7 @@ export function roleWarnings(role: RoleSettings, lokiBindAddress: string): strin
     if (!role.pushProxy.tls) {
         warnings.push(
             `The push endpoint for agents (${role.pushProxy.externalUrl}) has no TLS certificate: agent passwords and logs cross the lab network in the clear. ` +
-                'Set pushProxy.tlsCertPath/tlsKeyPath or hubTlsCert/hubTlsKey (README, "Several GPU boxes").',
+                'Set pushProxy.tlsCertPath/tlsKeyPath or hubTlsCert/hubTlsKey (docs/several-boxes.md).',
         );
     }
     if (!["127.0.0.1", "::1"].includes(lokiBindAddress)) {

@@ -20,7 +20,7 @@ import { EMAIL_ADDRESS, isAbsolutePath, isHttpBaseUrl, isIpAddress, isLatestOnly
 export const CONFIG_NAMESPACE = "deepchat-observability";
 
 /**
- * Default images, each pinned to an exact tag (see README, "Pinned images", for where
+ * Default images, each pinned to an exact tag (see docs/choices.md, "Pinned images", for where
  * each tag was checked).
  */
 export const DEFAULT_IMAGES = {

@@ -117,7 +117,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
                 // overwrite: a dashboard with this uid left over from an earlier stack (kept
                 // Grafana volume, lost state) is taken over instead of failing the update. Only
                 // dashboards: the provider has no such switch for the folder, the datasource or the
-                // rule group, whose create then fails; `pulumi import` those (README, "Lost state").
+                // rule group, whose create then fails; `pulumi import` those (docs/operations.md, "Lost state").
                 { configJson: json[key], folder: folder.uid, overwrite: true },
                 { ...childOpts, dependsOn: [datasource] },
             );

@@ -160,7 +160,7 @@ export type StackRole = "standalone" | "hub" | "agent";
  */
 export function updateAdvice(stackName: string, role: StackRole | undefined): string {
     if (role === "standalone") return `\`npm run deploy -- --stack ${stackName}\``;
-    const kind = role === undefined ? "" : ` (${role === "agent" ? "an" : "a"} ${role} stack: see the README, "Several GPU boxes")`;
+    const kind = role === undefined ? "" : ` (${role === "agent" ? "an" : "a"} ${role} stack: see docs/several-boxes.md)`;
     return `\`pulumi up --stack ${stackName}\` on this box${kind}`;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The GPU alert rules of the "DeepChat" group, after the rules of alertRules.ts
+ * The GPU alert rules of the "DeepChat" group, after the rules of serviceRules.ts
  * (observability/alerts/ruleGroup.ts). All are per host (multi-box ready), all stay quiet without their readings:
  *
  * - "GPU memory nearly full" (warning), per (host, gpu), from the GPU probe: A the share of memory
@@ -143,7 +143,7 @@ export const OLLAMA_LOST_GPU_HOLD_OFFSETS = ["15s", "30s"] as const;
  * GPU memory in the last MODEL_FIT_HISTORY, has been short of it for the last two readings, and
  * processes other than Ollama hold at least the missing bytes: the model runs partly on the CPU
  * because another process took its memory, and every reply will time out. It fires at once:
- * 30 to 105 s after the model's reload, long before the fourth reply times out (README, Alerts).
+ * 30 to 105 s after the model's reload, long before the fourth reply times out (docs/alerts.md).
  * Quiet where the model never fitted, where Ollama itself fills the GPU, and while a foreign job
  * holds memory but the model stays on the GPU ("GPU memory nearly full" warns then).
  * No Data (either probe missing, no GPU) is OK; a failing query raises DatasourceError.

@@ -2,7 +2,7 @@
 /**
  * The GPU probe's panels: the overview's "GPU and host" row and the troubleshooting
  * dashboard's "Who holds the GPU" table. One function per panel; the LogQL comes from
- * ./gpuQueries.ts. Without GPU readings (probe off, or no GPU on the box) every panel says
+ * ../queries/gpu.ts. Without GPU readings (probe off, or no GPU on the box) every panel says
  * "no GPU probe" instead of an error or a 0.
  */
 import * as common from "@grafana/grafana-foundation-sdk/common";

@@ -1,7 +1,7 @@
 /// <reference path="./foundationSdk.d.ts" />
 /**
  * "DeepChat overview": one screen that says whether the chat service is healthy.
- * One function per panel; the LogQL comes from ./queries.ts.
+ * One function per panel; the LogQL comes from ../queries/.
  */
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";

@@ -2,7 +2,7 @@
 /**
  * "DeepChat troubleshooting": where the overview's panels lead. Streaming failures, Ollama
  * timeouts, Ollama errors by source file, the slowest requests.
- * One function per panel; the LogQL comes from ./queries.ts.
+ * One function per panel; the LogQL comes from ../queries/.
  */
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";

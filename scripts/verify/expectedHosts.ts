@@ -1,6 +1,6 @@
 /**
  * On a hub: is every expected box (its own hostLabel and each agent's) still sending? The Ollama
- * probe writes a line every few seconds on every box (README: every listed box runs it), so a
+ * probe writes a line every few seconds on every box (docs/several-boxes.md: every listed box runs it), so a
  * recent `ollama-probe` line under a box's `host` label proves its whole path to this Loki:
  * probe, Promtail, the push endpoint and the network. Pure functions: LogQL, parsing, advice.
  */
