@@ -73,8 +73,8 @@ export function gpuMemoryRule(datasourceUid: string, thresholds: GpuAlertThresho
         annotations: {
             summary: `GPU ${labelText("gpu", "(unnumbered)")} on ${HOST_TEXT} is {{ humanize $values.B.Value }}% full (threshold ${percent}%).`,
             description:
-                "{{ if $values.E }}{{ if $values.E.Labels.holder }}{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama. " +
-                "{{ else }}No process other than Ollama holds memory on it: Ollama itself fills it, or nvidia-smi cannot name the holder. {{ end }}{{ end }}" +
+                // The rule fires only with a foreign holder (A), so no "Ollama alone" branch; E may still be missing for a moment.
+                "{{ if $values.E }}{{ if $values.E.Labels.holder }}{{ humanize1024 $values.E.Value }}B of it is held by {{ $values.E.Labels.holder }}, not by Ollama. {{ end }}{{ end }}" +
                 "When the GPU is full, Ollama loads the model partly or wholly on the CPU and answers time out (\"context deadline exceeded\" after 120 s). Check first: " +
                 `1) the troubleshooting dashboard's "Who holds the GPU" table, or \`nvidia-smi\` on ${HOST_TEXT}; ` +
                 "2) whether that job may run there now (stop or move it, or limit its memory); " +
