@@ -47,7 +47,8 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
 
     beforeAll(async () => {
         temp = fs.mkdtempSync(path.join(os.tmpdir(), "obs-e2e-"));
-        for (const directory of ["work", "state", "logs/deepchat", "logs/ollama"]) fs.mkdirSync(path.join(temp, directory), { recursive: true });
+        // logs/ollama is left missing on purpose, as on a fresh lab box: the deploy must not fail on it.
+        for (const directory of ["work", "state", "logs/deepchat"]) fs.mkdirSync(path.join(temp, directory), { recursive: true });
         const root = homeCliRoot();
         const pulumiCommand = await PulumiCommand.get().catch(() => PulumiCommand.get({ root }));
         workspace = await createThrowawayWorkspace({
@@ -85,6 +86,8 @@ describe.skipIf(skipReason !== undefined)(`lab-box lifecycle of a throw-away sta
         expect(result.summary.result).toBe("succeeded");
         expect(dockerNames("containers", prefix)).toEqual(expect.arrayContaining([`${prefix}-loki`, `${prefix}-promtail`, `${prefix}-grafana`]));
         expect(dockerNames("networks", prefix)).toEqual([`${prefix}-net`]);
+        // The log directory that did not exist: Docker created it for Promtail's -v mount (the Binds form).
+        expect(fs.statSync(path.join(temp, "logs/ollama")).isDirectory()).toBe(true);
         expect(dockerNames("volumes", prefix)).toEqual(
             expect.arrayContaining([`${prefix}-loki-data`, `${prefix}-grafana-data`, `${prefix}-promtail-positions`]),
         );
