@@ -9,6 +9,7 @@ import type { alertsSchema, gpuProbeSchema, ImageName, LogSources, LokiSettings,
 import type { z } from "zod";
 
 export type { AlertThresholds, ImageName, LogSources, LokiSettings, OllamaProbeSettings } from "./schema";
+export type { LokiAuth, LokiDatasourceSettings, LokiPushSettings } from "./roles";
 
 type GpuProbeFields = z.output<typeof gpuProbeSchema>;
 
@@ -73,11 +74,11 @@ export interface Settings {
      * point on an external Grafana whose SMTP we cannot see, ...).
      */
     readonly warnings: string[];
-    /** standalone (default), hub or agent, with the keys of that role (config/roles.ts). */
+    /** standalone (default), hub, agent or content, with the keys of that role (config/roles.ts). */
     readonly role: RoleSettings;
     /**
-     * Host labels whose lines this stack's Loki should receive: its own, plus a hub's agents.
-     * The hub's list of expected boxes, for detecting a silent one.
+     * Host labels whose lines this stack's Loki should receive: its own, plus a hub's agents;
+     * a content stack's agents only. The list of expected boxes, for detecting a silent one.
      */
     readonly expectedHosts: string[];
     readonly gpuProbe: GpuProbeSettings;

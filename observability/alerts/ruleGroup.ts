@@ -12,8 +12,11 @@ import { buildGpuAlertRules } from "./gpuRules";
 import { withNoReadingCase } from "./ruleAnnotations";
 
 export interface RuleGroupOptions extends AlertRuleOptions {
-    /** The stack's Loki container, named in what a DatasourceError / No Data alert says to check. */
-    readonly lokiContainerName: string;
+    /**
+     * The stack's Loki container, named in what a DatasourceError / No Data alert says to check;
+     * undefined for a Loki that is not ours (role content): the alert then points to the datasource's test.
+     */
+    readonly lokiContainerName: string | undefined;
 }
 
 export function buildRuleGroupRules(options: RuleGroupOptions): AlertRule[] {

@@ -28,7 +28,7 @@ describe("role", () => {
     });
 
     it("rejects an unknown role, naming the allowed ones", () => {
-        expect(problemsOf({ role: "server" })).toEqual(['role: "server" is not allowed. Expected one of "standalone", "hub", "agent".']);
+        expect(problemsOf({ role: "server" })).toEqual(['role: "server" is not allowed. Expected one of "standalone", "hub", "agent", "content".']);
     });
 
     it.each([
@@ -104,7 +104,7 @@ describe("an agent", () => {
     it("or by explicit URL, user name and secret password", async () => {
         const settings = parseSettings(rawConfig({ hostLabel: "gpu-01", role: "agent", hub: { url: "https://hub.lab.example:3101/", username: "gpu-01" } }, { hubPassword: "from-the-hub" }));
         const role = settings.role;
-        if (role.kind !== "agent" || role.hub.kind !== "explicit") throw new Error(`expected an explicit hub, got ${JSON.stringify(role)}`);
+        if (role.kind !== "agent" || !("hub" in role) || role.hub.kind !== "explicit") throw new Error(`expected an explicit hub, got ${JSON.stringify(role)}`);
         expect(role.hub).toMatchObject({ url: "https://hub.lab.example:3101", username: "gpu-01" });
         expect(await promiseOf(role.hub.password)).toBe("from-the-hub");
         expect(await pulumi.isSecret(role.hub.password)).toBe(true);
