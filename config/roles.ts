@@ -151,7 +151,9 @@ export function readRole(
         if (read.isSet(key) && !owners.includes(role)) {
             const shown = isSecretKey(key) ? "(secret)" : read.given(key);
             const named = owners.map((owner) => `"${owner}"`).join(" or ");
-            read.report(`${key}: ${shown} is only read by a stack with role ${named}, and this stack's role is "${role}". Remove it, or set role ${owners.join(" or ")}.`);
+            // A tenant in `push` on a content stack most likely meant the datasource's.
+            const hint = key === "push" && role === "content" ? " A content stack pushes nowhere; the tenant its datasource queries is lokiDatasource.tenant." : "";
+            read.report(`${key}: ${shown} is only read by a stack with role ${named}, and this stack's role is "${role}". Remove it, or set role ${owners.join(" or ")}.${hint}`);
         }
     }
     if (role === "agent") {
