@@ -163,7 +163,9 @@ export function readRole(
     }
     if (role === "content") {
         for (const key of DOCKER_ONLY_KEYS) {
-            if (read.isSet(key)) read.report(`${key}: is set, but a stack with role "content" creates no Docker objects (no container, image, volume or network). Remove it.`);
+            // Pulumi hands the defaults Pulumi.yaml declares to every stack: only another value counts.
+            const set = isSecretKey(key) ? read.isSet(key) : read.differsFromDefault(key);
+            if (set) read.report(`${key}: is set, but a stack with role "content" creates no Docker objects (no container, image, volume or network). Remove it.`);
         }
     }
 

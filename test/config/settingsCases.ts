@@ -299,7 +299,7 @@ const INVALID: SettingsCase[] = [
     { name: "content with nothing it needs", values: { hostLabel: undefined, role: "content" } },
     {
         name: "content with Docker keys and a push",
-        values: { ...CONTENT, lokiImage: "grafana/loki:3.7.8", grafanaPort: "3300", logSources: {}, gpuProbe: { enabled: false }, push: { url: GRAFANA_CLOUD_PUSH } },
+        values: { ...CONTENT, lokiImage: "grafana/loki:3.7.7", promtailImage: "grafana/promtail:3.6.11", grafanaPort: "3300", logSources: { containerPatterns: ["deepchat*"] }, gpuProbe: { enabled: false }, push: { url: GRAFANA_CLOUD_PUSH } },
         secrets: { grafanaAuth: "glsa_x", grafanaAdminPassword: "a-long-enough-password", lokiDatasourceToken: "tok", lokiDatasourcePassword: "pw" },
     },
     // The GPU probe.
