@@ -137,7 +137,7 @@ const httpUrl = z
     .transform((text) => text.replace(/\/+$/, ""));
 
 /** Loki's push path: Promtail's client URL must name it (Promtail appends nothing). */
-export const LOKI_PUSH_PATH = "/loki/api/v1/push";
+const LOKI_PUSH_PATH = "/loki/api/v1/push";
 
 const PUSH_URL_RULE = `Loki's push URL, an http(s) URL ending in ${LOKI_PUSH_PATH}, such as "https://logs-prod-006.grafana.net${LOKI_PUSH_PATH}"`;
 
@@ -149,10 +149,10 @@ const lokiPushUrl = httpUrl.refine((url) => url.endsWith(LOKI_PUSH_PATH), expect
  * "Manage tenant isolation", Restrictions): at most 150 bytes of letters, digits and
  * ! - _ . * ' ( ), and not "." or "..". Grafana Cloud's tenant is the stack's numeric user ID.
  */
-export const TENANT_ID_PATTERN = /^[A-Za-z0-9!\-_.*'()]{1,150}$/;
+const TENANT_ID_PATTERN = /^[A-Za-z0-9!\-_.*'()]{1,150}$/;
 const TENANT_ID_RULE = `a Loki tenant ID: 1 to 150 letters, digits and ! - _ . * ' ( ), not "." or ".."`;
 
-export function isTenantId(text: string): boolean {
+function isTenantId(text: string): boolean {
     return TENANT_ID_PATTERN.test(text) && text !== "." && text !== "..";
 }
 
