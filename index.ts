@@ -3,10 +3,11 @@
  * Docker host, and the Grafana content that makes them useful. Wiring only: settings are
  * read and validated once, and every component gets what it needs as args.
  *
- * The stack's role decides which parts exist (docs/several-boxes.md):
+ * The stack's role decides which parts exist (docs/several-boxes.md; docs/existing-loki.md):
  *   standalone  collectors + storage and UI            (one box; the default)
  *   hub         collectors + storage and UI + push endpoint for agents
- *   agent       collectors only, pushing to the hub
+ *   agent       collectors only, pushing to the hub, or to a Loki that is not ours
+ *   content     the Grafana content only, on an existing Grafana reading an existing Loki (no Docker objects)
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -26,20 +27,23 @@ import { loadSettings } from "./config/loadSettings";
 
 const settings = loadSettings();
 
-const network = new docker.Network("network", {
-    name: `${settings.namePrefix}-net`,
-    driver: "bridge",
-    labels: [{ label: COMPONENT_LABEL, value: "network" }],
-});
+/** The stack's bridge network: every role but content (which creates no Docker objects) has one. */
+function stackNetwork(): docker.Network {
+    return new docker.Network("network", {
+        name: `${settings.namePrefix}-net`,
+        driver: "bridge",
+        labels: [{ label: COMPONENT_LABEL, value: "network" }],
+    });
+}
 
 /** Where the collectors push, and with which credentials. */
-type PushTarget = Pick<PromtailArgs, "lokiPushUrl" | "pushAuth">;
+type PushTarget = Pick<PromtailArgs, "lokiPushUrl" | "push">;
 
 /**
  * Promtail and the probes: this box's logs, labelled with its host label. Every role has them.
  * Returns their containers, which the alert rules wait for.
  */
-function collectors(target: PushTarget, dependsOn: pulumi.Resource[]): pulumi.Resource[] {
+function collectors(network: docker.Network, target: PushTarget, dependsOn: pulumi.Resource[]): pulumi.Resource[] {
     const promtail = new Promtail(
         "promtail",
         {
@@ -86,7 +90,7 @@ interface GrafanaTarget {
 }
 
 /** Either a Grafana container of our own, or an existing Grafana the content is applied to. */
-function grafanaTarget(loki: Loki): GrafanaTarget {
+function grafanaTarget(network: docker.Network, loki: Loki): GrafanaTarget {
     const grafanaSettings = settings.grafana;
     if (grafanaSettings.kind === "external") {
         return { url: grafanaSettings.url, auth: grafanaSettings.auth, lokiUrl: grafanaSettings.lokiUrl, ready: [] };
@@ -116,7 +120,7 @@ function grafanaTarget(loki: Loki): GrafanaTarget {
 }
 
 /** Loki, where every box's lines are stored. */
-function storage(): Loki {
+function storage(network: docker.Network): Loki {
     return new Loki("loki", {
         namePrefix: settings.namePrefix,
         image: settings.images.loki,
@@ -134,8 +138,8 @@ function storage(): Loki {
  * rules are created only once `pipeline` (Loki healthy past its ~30 s warm-up, Promtail healthy,
  * the probes running) is up, so a fresh deploy does not page "Ollama down".
  */
-function ui(loki: Loki, pipeline: pulumi.Resource[]): Record<string, unknown> {
-    const grafana = grafanaTarget(loki);
+function ui(network: docker.Network, loki: Loki, pipeline: pulumi.Resource[]): Record<string, unknown> {
+    const grafana = grafanaTarget(network, loki);
 
     const content = new GrafanaContent("content", {
         grafanaUrl: grafana.url,
@@ -165,26 +169,30 @@ function ui(loki: Loki, pipeline: pulumi.Resource[]): Record<string, unknown> {
     };
 }
 
-/** Outputs of every role. */
-const common = {
-    networkName: network.name,
-    collectedLogPaths: {
-        [JOBS.deepchatWebui]: settings.logSources.deepchatLogPaths,
-        [JOBS.ollamaService]: settings.logSources.ollamaLogPaths,
-    },
-};
+/** Outputs of every role that collects (all but content). */
+function collectorOutputs(network: docker.Network): Record<string, unknown> {
+    return {
+        networkName: network.name,
+        collectedLogPaths: {
+            [JOBS.deepchatWebui]: settings.logSources.deepchatLogPaths,
+            [JOBS.ollamaService]: settings.logSources.ollamaLogPaths,
+        },
+    };
+}
 
 function standaloneStack(): Record<string, unknown> {
-    const loki = storage();
-    const pipeline = collectors({ lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
-    return { ...ui(loki, pipeline), ...common };
+    const network = stackNetwork();
+    const loki = storage(network);
+    const pipeline = collectors(network, { lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
+    return { ...ui(network, loki, pipeline), ...collectorOutputs(network) };
 }
 
 function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<string, unknown> {
-    const loki = storage();
+    const network = stackNetwork();
+    const loki = storage(network);
     // The hub collects its own box as standalone does: it usually runs DeepChat too.
-    const pipeline = collectors({ lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
-    const outputs = ui(loki, pipeline);
+    const pipeline = collectors(network, { lokiPushUrl: `${loki.internalUrl}/loki/api/v1/push` }, [loki]);
+    const outputs = ui(network, loki, pipeline);
     const proxy = new PushProxy(
         "push-proxy",
         {
@@ -202,7 +210,7 @@ function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<
     );
     return {
         ...outputs,
-        ...common,
+        ...collectorOutputs(network),
         [HUB_OUTPUTS.pushUrl]: pushUrlOf(role.pushProxy.externalUrl),
         [HUB_OUTPUTS.agentCredentials]: proxy.agentCredentials,
         [HUB_OUTPUTS.hostLabel]: settings.hostLabel,
@@ -210,13 +218,63 @@ function hubStack(role: Extract<typeof settings.role, { kind: "hub" }>): Record<
     };
 }
 
-function agentStack(role: Extract<typeof settings.role, { kind: "agent" }>): Record<string, unknown> {
+type AgentRole = Extract<typeof settings.role, { kind: "agent" }>;
+
+/** An agent pushing to our hub: the hub's URL and this box's credential, from the hub's stack or explicit config. */
+function hubAgentStack(role: Extract<AgentRole, { hub: unknown }>): Record<string, unknown> {
+    const network = stackNetwork();
     const hub = connectToHub(role.hub, settings.hostLabel);
     hub.pushUrl.apply((url) => {
         if (url.startsWith("http:")) pulumi.log.warn(`The hub's push URL ${url} is plain HTTP: this agent's password and logs cross the lab network in the clear.`);
     });
-    collectors({ lokiPushUrl: hub.pushUrl, pushAuth: { username: hub.username, password: hub.password, caCertPath: hub.caCertPath } }, []);
-    return { ...common, hostLabel: settings.hostLabel, hubPushUrl: hub.pushUrl };
+    collectors(
+        network,
+        { lokiPushUrl: hub.pushUrl, push: { endpoint: "hub", auth: { kind: "basic", username: hub.username, password: hub.password }, caCertPath: hub.caCertPath } },
+        [],
+    );
+    return { ...collectorOutputs(network), hostLabel: settings.hostLabel, hubPushUrl: hub.pushUrl };
+}
+
+/** An agent pushing to a Loki that is not ours (Grafana Cloud Logs, Loki's Helm chart, ...): docs/existing-loki.md. */
+function lokiAgentStack(role: Extract<AgentRole, { push: unknown }>): Record<string, unknown> {
+    const network = stackNetwork();
+    const { url, auth, tenant, caCertPath } = role.push;
+    collectors(network, { lokiPushUrl: url, push: { endpoint: "loki", auth, tenantId: tenant, caCertPath } }, []);
+    return { ...collectorOutputs(network), hostLabel: settings.hostLabel, lokiPushUrl: url, ...(tenant !== undefined ? { lokiTenant: tenant } : {}) };
+}
+
+/**
+ * The Grafana content alone, on an existing Grafana reading an existing Loki: no Docker object
+ * at all. The rules expect every listed agent, so a box that goes silent fires "Ollama down".
+ */
+function contentStack(role: Extract<typeof settings.role, { kind: "content" }>): Record<string, unknown> {
+    const grafana = settings.grafana;
+    // config/roles.ts refuses a content stack without grafanaUrl, so this is never true.
+    if (grafana.kind !== "external") throw new Error('role "content" needs grafanaUrl and grafanaAuth');
+    const datasource = role.lokiDatasource;
+    const content = new GrafanaContent("content", {
+        grafanaUrl: grafana.url,
+        grafanaAuth: grafana.auth,
+        lokiUrl: datasource.url,
+        lokiAccess: { auth: datasource.auth, tenant: datasource.tenant },
+        alerts: settings.alerts,
+        // The agents' probes, as configured here (ollamaProbe), shape "Ollama down".
+        probeEnabled: settings.ollamaProbe.enabled,
+        expectedHosts: settings.expectedHosts,
+        probeContainerName: `${settings.namePrefix}-ollama-probe`,
+        // The team's shared Grafana keeps its own default datasource.
+        defaultDatasource: false,
+    });
+    return {
+        grafanaUrl: grafana.url,
+        // Not `lokiUrl`: that names our own Loki, which `npm run verify` pushes to.
+        grafanaLokiUrl: datasource.url,
+        lokiDatasourceUid: content.datasourceUid,
+        dashboardUids: content.dashboardUids,
+        dashboardUrls: content.dashboardUrls,
+        alertRuleTitles: content.alertRuleTitles,
+        expectedHosts: settings.expectedHosts,
+    };
 }
 
 function stackFor(role: typeof settings.role): Record<string, unknown> {
@@ -224,7 +282,9 @@ function stackFor(role: typeof settings.role): Record<string, unknown> {
         case "hub":
             return hubStack(role);
         case "agent":
-            return agentStack(role);
+            return "push" in role ? lokiAgentStack(role) : hubAgentStack(role);
+        case "content":
+            return contentStack(role);
         case "standalone":
             return standaloneStack();
     }

@@ -41,7 +41,11 @@ export function loadSettings(config: pulumi.Config = new pulumi.Config(CONFIG_NA
         getSecret: (key) => config.getSecret(key),
     };
     // Detection runs commands (nvidia-smi, docker info): only when the probe may run at all.
-    const gpu = gpuProbeRequestedOff(raw) ? { available: false, reason: "not checked: gpuProbe.enabled is false" } : detectGpu();
+    const gpu = gpuProbeRequestedOff(raw)
+        ? { available: false, reason: "not checked: gpuProbe.enabled is false" }
+        : raw.get("role") === "content"
+          ? { available: false, reason: 'not checked: role "content" runs no containers' }
+          : detectGpu();
     const settings = parseSettings(raw, { gpu });
     for (const warning of settings.warnings) void pulumi.log.warn(warning);
     return settings;
@@ -95,7 +99,7 @@ export function parseSettings(raw: RawConfig, facts: HostFacts = { gpu: GPU_NOT_
 
     const keepVolumesOnDestroy = read.plain("keepVolumesOnDestroy");
 
-    const role = readRole(read, hostLabel, { lokiPort: loki.port, grafanaPort: grafana.kind === "container" ? grafana.port : undefined });
+    const role = readRole(read, hostLabel, { lokiPort: loki.port, grafanaPort: grafana.kind === "container" ? grafana.port : undefined }, grafana);
     warnings.push(...roleWarnings(role, loki.bindAddress));
 
     const gpuProbe = readGpuProbe(read, facts.gpu, images.gpuProbe);

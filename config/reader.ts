@@ -5,6 +5,7 @@
  * says), so one preview lists every problem.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { isDeepStrictEqual } from "util";
 import { z } from "zod";
 import { listKeys, objectKeys, plainKeys, secretKeys, type ConfigKey, type ListKey, type ObjectKey, type PlainKey, type SecretKey } from "./schema";
 
@@ -28,6 +29,24 @@ export class ConfigReader {
     /** Whether the key is set at all. */
     isSet(key: ConfigKey): boolean {
         return this.raw.get(key) !== undefined;
+    }
+
+    /**
+     * Whether the key holds something other than its default. Pulumi hands every default that
+     * Pulumi.yaml declares to the program as if it were set, so `isSet` is true for those keys on
+     * every stack; this tells an operator's value from the declared default (an invalid value
+     * counts as set).
+     */
+    differsFromDefault(key: PlainKey | ObjectKey): boolean {
+        const text = this.raw.get(key);
+        if (text === undefined) return false;
+        const isObject = key in objectKeys;
+        const schema: z.ZodType = isObject ? objectKeys[key as ObjectKey] : plainKeys[key as PlainKey];
+        const checked = schema instanceof z.ZodCatch ? (schema.unwrap() as z.ZodType) : schema;
+        const given = checked.safeParse(isObject ? jsonOrText(text) : text);
+        if (!given.success) return true;
+        const defaultValue = checked.safeParse(isObject ? {} : undefined);
+        return !defaultValue.success || !isDeepStrictEqual(given.data, defaultValue.data);
     }
 
     /** The text as given, for messages. Never of a secret key. */

@@ -42,7 +42,7 @@ export const DEFAULT_IMAGES = {
 
 export type ImageName = keyof typeof DEFAULT_IMAGES;
 
-export const STACK_ROLES = ["standalone", "hub", "agent"] as const;
+export const STACK_ROLES = ["standalone", "hub", "agent", "content"] as const;
 export type StackRole = (typeof STACK_ROLES)[number];
 
 /** The host label rule, shared by `hostLabel` and the hub's `agents`: a host name. */
@@ -135,6 +135,47 @@ const httpUrl = z
     .string(expecting(BASE_URL_RULE))
     .refine(isHttpBaseUrl, expecting(BASE_URL_RULE))
     .transform((text) => text.replace(/\/+$/, ""));
+
+/** Loki's push path: Promtail's client URL must name it (Promtail appends nothing). */
+const LOKI_PUSH_PATH = "/loki/api/v1/push";
+
+const PUSH_URL_RULE = `Loki's push URL, an http(s) URL ending in ${LOKI_PUSH_PATH}, such as "https://logs-prod-006.grafana.net${LOKI_PUSH_PATH}"`;
+
+/** The full push URL, as Promtail's client takes it. */
+const lokiPushUrl = httpUrl.refine((url) => url.endsWith(LOKI_PUSH_PATH), expecting(PUSH_URL_RULE));
+
+/**
+ * A Loki tenant ID, as Loki checks it (dskit tenant.ValidTenantID; Loki's docs,
+ * "Manage tenant isolation", Restrictions): at most 150 bytes of letters, digits and
+ * ! - _ . * ' ( ), and not "." or "..". Grafana Cloud's tenant is the stack's numeric user ID.
+ */
+const TENANT_ID_PATTERN = /^[A-Za-z0-9!\-_.*'()]{1,150}$/;
+const TENANT_ID_RULE = `a Loki tenant ID: 1 to 150 letters, digits and ! - _ . * ' ( ), not "." or ".."`;
+
+function isTenantId(text: string): boolean {
+    return TENANT_ID_PATTERN.test(text) && text !== "." && text !== "..";
+}
+
+/** `pulumi config set --path push.tenant 123456` may store a number: read it as its digits. */
+function digitsAsText(value: unknown): unknown {
+    return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? String(value) : value;
+}
+
+/** One tenant: a push names exactly one (Loki answers 400 to several). */
+const tenantId = z.preprocess(digitsAsText, z.string(expecting(TENANT_ID_RULE)).refine(isTenantId, expecting(TENANT_ID_RULE)));
+
+const TENANT_IDS_RULE = `${TENANT_ID_RULE}; or several joined by "|" where the Loki allows multi-tenant queries`;
+
+/** One tenant, or several joined by "|" for a query (querier.multi_tenant_queries_enabled). */
+const tenantIds = z.preprocess(
+    digitsAsText,
+    z.string(expecting(TENANT_IDS_RULE)).refine((text) => text.split("|").every(isTenantId), expecting(TENANT_IDS_RULE)),
+);
+
+const BASIC_AUTH_USER_RULE = 'a user name without ":", spaces or control characters, such as "123456" (Grafana Cloud\'s numeric user ID) or "lab"';
+
+/** A basic-auth user name: RFC 7617 ends the user at the first ":". */
+const basicAuthUser = z.preprocess(digitsAsText, textMatching(/^[^\s:\x00-\x1f\x7f]{1,256}$/, BASIC_AUTH_USER_RULE));
 
 function emailAddress(example: string) {
     return textMatching(EMAIL_ADDRESS, `an e-mail address such as "${example}"`);
@@ -279,6 +320,32 @@ export const hubSchema = z.strictObject({
     caCertPath: nonEmptyText.refine(isAbsolutePath, expecting('an absolute path on this box, such as "/etc/ssl/lab-ca.pem"')).optional(),
 });
 
+/**
+ * Role agent: push to a Loki that is not our hub (Grafana Cloud Logs, Loki's Helm chart, ...)
+ * instead of `hub` (rules: config/roles.ts). Secrets: pushPassword or pushToken.
+ */
+export const pushSchema = z.strictObject({
+    /** Loki's push URL, ending in /loki/api/v1/push. */
+    url: lokiPushUrl.optional(),
+    /** Basic-auth user, with the secret pushPassword; Grafana Cloud: the stack's numeric user ID. */
+    username: basicAuthUser.optional(),
+    /** Sent as X-Scope-OrgID (Promtail's tenant_id), for a multi-tenant Loki. */
+    tenant: tenantId.optional(),
+    /** CA certificate (PEM file on this box) that signed the Loki's certificate, when it is not a public CA. */
+    caCertPath: nonEmptyText.refine(isAbsolutePath, expecting('an absolute path on this box, such as "/etc/ssl/lab-ca.pem"')).optional(),
+});
+
+/**
+ * Role content: how Grafana's Loki datasource authenticates to the Loki at grafanaLokiUrl
+ * (rules: config/roles.ts). Secrets: lokiDatasourcePassword or lokiDatasourceToken.
+ */
+export const lokiDatasourceSchema = z.strictObject({
+    /** Basic-auth user, with the secret lokiDatasourcePassword. */
+    username: basicAuthUser.optional(),
+    /** Sent as the X-Scope-OrgID header on every query. */
+    tenant: tenantIds.optional(),
+});
+
 // ---------------------------------------------------------------------------------------------
 // All keys, by how Pulumi hands them over.
 
@@ -305,7 +372,7 @@ export const plainKeys = {
     /** The URL at which that Grafana reaches this stack's Loki. */
     grafanaLokiUrl: httpUrl.default("http://127.0.0.1:3100"),
     keepVolumesOnDestroy: trueOrFalseText.default(true),
-    /** standalone (one box), hub or agent (config/roles.ts). */
+    /** standalone (one box), hub, agent or content (config/roles.ts). */
     role: oneOf(STACK_ROLES).default("standalone"),
 };
 
@@ -318,11 +385,13 @@ export const objectKeys = {
     gpuProbe: gpuProbeSchema,
     pushProxy: pushProxySchema,
     hub: hubSchema,
+    push: pushSchema,
+    lokiDatasource: lokiDatasourceSchema,
 };
 
 /** Keys whose value is a list, handed over as JSON text. */
 export const listKeys = {
-    /** Role hub: the agents' host labels (each checked in config/roles.ts, against hostLabel too). */
+    /** Role hub or content: the agents' host labels (each checked in config/roles.ts, against a hub's hostLabel too). */
     agents: listOf(z.string(), []),
 };
 
@@ -347,7 +416,20 @@ export const secretKeys = {
     hubTlsKey: pem(),
     /** Role agent, with hub.url: its password from the hub. */
     hubPassword: z.string(),
+    /** Role agent, with push: basic-auth password (Grafana Cloud: an access-policy token with logs:write). */
+    pushPassword: z.string(),
+    /** Role agent, with push: a bearer token instead of basic auth. */
+    pushToken: bearerToken(),
+    /** Role content: the Loki datasource's basic-auth password (Grafana Cloud: a token with logs:read). */
+    lokiDatasourcePassword: z.string(),
+    /** Role content: a bearer token instead of basic auth. */
+    lokiDatasourceToken: bearerToken(),
 };
+
+/** A token sent as `Authorization: Bearer <token>`: one word (a trailing newline would break the header). */
+function bearerToken() {
+    return z.string().regex(/^\S+$/, expecting("the value is empty or has white space in it (a trailing newline?). Set the token alone with --secret."));
+}
 
 function pem() {
     return z.string().regex(/-----BEGIN [A-Z ]+-----/, expecting('the value is not PEM (no "-----BEGIN ...-----" line). Set it with --secret from the PEM file.'));

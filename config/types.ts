@@ -4,7 +4,6 @@
  * are inferred from config/schema.ts and re-exported here.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import type { RoleSettings } from "./roles";
 import type { alertsSchema, gpuProbeSchema, ImageName, LogSources, LokiSettings, OllamaProbeSettings, smtpSchema } from "./schema";
 import type { z } from "zod";
 
@@ -56,6 +55,80 @@ export interface ExternalGrafana {
     readonly lokiUrl: string;
 }
 
+// ------------------------------------------------------------------ roles (config/roles.ts reads them)
+
+/** The operator's certificate for the push endpoint: files on the hub box, or PEM in secret config. */
+export type PushProxyTls =
+    | { readonly kind: "files"; readonly certPath: string; readonly keyPath: string }
+    | { readonly kind: "pem"; readonly cert: pulumi.Output<string>; readonly key: pulumi.Output<string> };
+
+export interface PushProxySettings {
+    /** Host port agents push to. */
+    readonly port: number;
+    /** Host address the push endpoint binds to; every interface by default (that is its purpose). */
+    readonly bindAddress: string;
+    /** Base URL agents use, e.g. `https://hub.lab.example:3101`; exported as `pushUrl` with the push path. */
+    readonly externalUrl: string;
+    /** Unset: plain HTTP, and a preview warning that credentials cross the network in the clear. */
+    readonly tls?: PushProxyTls;
+}
+
+/** How an agent finds its hub. */
+export type HubConnectionSettings = (
+    /** A StackReference to the hub stack: push URL and this agent's credential come from its outputs. */
+    | { readonly kind: "stack"; readonly stack: string }
+    /** Explicit config, for an agent that cannot read the hub's state. */
+    | { readonly kind: "explicit"; readonly url: string; readonly username: string; readonly password: pulumi.Output<string> }
+) & {
+    /** CA certificate (PEM file on the agent's box) that signed the hub's certificate, when it is not a public CA. */
+    readonly caCertPath?: string;
+};
+
+/** How a client authenticates to a Loki that is not ours: basic auth with any user, or a bearer token. Secrets stay outputs. */
+export type LokiAuth =
+    | { readonly kind: "basic"; readonly username: string; readonly password: pulumi.Output<string> }
+    | { readonly kind: "bearer"; readonly token: pulumi.Output<string> };
+
+/** An agent pushing to a Loki that is not our hub (the `push` key). */
+export interface LokiPushSettings {
+    /** Loki's push URL, ending in /loki/api/v1/push. */
+    readonly url: string;
+    /** Unset: the push carries no credentials (a gateway without auth). */
+    readonly auth?: LokiAuth;
+    /** Sent as X-Scope-OrgID (Promtail's tenant_id). */
+    readonly tenant?: string;
+    /** CA certificate (PEM file on the agent's box) for the Loki's TLS certificate, when not a public CA. */
+    readonly caCertPath?: string;
+}
+
+/** A content stack's Loki datasource: the Loki its Grafana reads (grafanaLokiUrl and `lokiDatasource`). */
+export interface LokiDatasourceSettings {
+    /** Loki's base URL as that Grafana reaches it. */
+    readonly url: string;
+    readonly auth?: LokiAuth;
+    /** Sent as the X-Scope-OrgID header on every query; several joined by "|". */
+    readonly tenant?: string;
+}
+
+export type RoleSettings =
+    | { readonly kind: "standalone" }
+    | {
+          readonly kind: "hub";
+          /** Host labels of the agents; one generated credential each. */
+          readonly agents: string[];
+          readonly pushProxy: PushProxySettings;
+      }
+    /** An agent pushing to our hub. */
+    | { readonly kind: "agent"; readonly hub: HubConnectionSettings }
+    /** An agent pushing to another Loki. */
+    | { readonly kind: "agent"; readonly push: LokiPushSettings }
+    | {
+          readonly kind: "content";
+          /** Host labels of the boxes that push to that Loki: the rules' expected boxes. */
+          readonly agents: string[];
+          readonly lokiDatasource: LokiDatasourceSettings;
+      };
+
 export interface Settings {
     /** Prefix of every Docker object's name: containers, network, volumes. */
     readonly namePrefix: string;
@@ -73,11 +146,11 @@ export interface Settings {
      * point on an external Grafana whose SMTP we cannot see, ...).
      */
     readonly warnings: string[];
-    /** standalone (default), hub or agent, with the keys of that role (config/roles.ts). */
+    /** standalone (default), hub, agent or content, with the keys of that role (config/roles.ts). */
     readonly role: RoleSettings;
     /**
-     * Host labels whose lines this stack's Loki should receive: its own, plus a hub's agents.
-     * The hub's list of expected boxes, for detecting a silent one.
+     * Host labels whose lines this stack's Loki should receive: its own, plus a hub's agents;
+     * a content stack's agents only. The list of expected boxes, for detecting a silent one.
      */
     readonly expectedHosts: string[];
     readonly gpuProbe: GpuProbeSettings;

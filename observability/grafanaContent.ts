@@ -12,9 +12,20 @@ import { ROUTING_LABEL } from "./alerts/ruleParts";
 import { RULE_GROUP_INTERVAL_SECONDS, RULE_GROUP_NAME } from "./alerts/ruleGroup";
 import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "./notifications";
 import { buildRuleGroupRules } from "./alerts/ruleGroup";
-import type { AlertSettings } from "../config/types";
+import type { AlertSettings, LokiAuth } from "../config/types";
 import { allDashboardJson, type DashboardKey } from "./dashboards";
 import { DASHBOARD_UIDS, FOLDER_TITLE, FOLDER_UID, LOKI_DATASOURCE_NAME, LOKI_DATASOURCE_UID } from "./dashboards/ids";
+
+/** The header a multi-tenant Loki reads the tenant from (Loki's docs, "Manage tenant isolation"). */
+export const TENANT_HEADER = "X-Scope-OrgID";
+
+/** How the datasource reaches a Loki that is not ours (role content). */
+export interface LokiAccess {
+    /** Basic auth with any user, or a bearer token. */
+    readonly auth?: LokiAuth;
+    /** Sent as X-Scope-OrgID on every query; several tenants joined by "|". */
+    readonly tenant?: string;
+}
 
 /** Name of the contact point that carries the e-mail and WeCom integrations. */
 export const CONTACT_POINT_NAME = "DeepChat on-call";
@@ -45,6 +56,8 @@ export interface GrafanaContentArgs {
     readonly pipelineReady?: pulumi.Input<pulumi.Resource>[];
     /** Loki's URL as Grafana reaches it, e.g. http://obs-loki:3100. */
     readonly lokiUrl: pulumi.Input<string>;
+    /** Credentials and tenant for a Loki that is not ours (role content); unset for the stack's own Loki, which has neither. */
+    readonly lokiAccess?: LokiAccess;
     /** Thresholds, windows and receivers of the alerts (settings.alerts). */
     readonly alerts: AlertSettings;
     /** settings.ollamaProbe.enabled: without the probe, "Ollama down" falls back to DeepChat's connection errors. */
@@ -53,8 +66,12 @@ export interface GrafanaContentArgs {
     readonly expectedHosts: readonly string[];
     /** The probe container's name on each box, for the rule descriptions. */
     readonly probeContainerName: string;
-    /** The stack's Loki container, named in what a DatasourceError / No Data notification says to check. */
-    readonly lokiContainerName: string;
+    /**
+     * The stack's Loki container, named in what a DatasourceError / No Data notification says to
+     * check. Unset for a Loki that is not ours (role content): the notification then points to
+     * the datasource's test.
+     */
+    readonly lokiContainerName?: string;
     /**
      * Make the Loki datasource the org's default. True for our own Grafana; on an existing,
      * shared Grafana the org's default belongs to its owners (default: true).
@@ -100,6 +117,7 @@ export class GrafanaContent extends pulumi.ComponentResource {
                 accessMode: "proxy",
                 isDefault: args.defaultDatasource ?? true,
                 jsonDataEncoded: JSON.stringify({ maxLines: 1000, timeout: 60 }),
+                ...lokiAccessFields(args.lokiAccess),
             },
             childOpts,
         );
@@ -250,4 +268,32 @@ export class GrafanaContent extends pulumi.ComponentResource {
         );
         return contactPoint.name;
     }
+}
+
+/**
+ * The datasource fields for a Loki that is not ours, as Grafana's Loki datasource takes them:
+ * basic auth in `basicAuth`/`basicAuthUser` with `secureJsonData.basicAuthPassword`; the tenant
+ * and a bearer token as extra headers (`X-Scope-OrgID`, `Authorization: Bearer …`). The
+ * provider refuses httpHeaderName/httpHeaderValue keys in the JSON fields and takes headers
+ * only as `httpHeaders`, which it stores as jsonData.httpHeaderName1..n with
+ * secureJsonData.httpHeaderValue1..n (terraform-provider-grafana, resource_data_source.go).
+ * Nothing for our own Loki, so its datasource stays exactly as it was.
+ */
+export function lokiAccessFields(access: LokiAccess | undefined): Pick<grafana.oss.DataSourceArgs, "basicAuthEnabled" | "basicAuthUsername" | "secureJsonDataEncoded" | "httpHeaders"> {
+    if (access === undefined) return {};
+    const auth = access.auth;
+    const headers: Record<string, pulumi.Input<string>> = {};
+    if (access.tenant !== undefined) headers[TENANT_HEADER] = access.tenant;
+    if (auth?.kind === "bearer") headers.Authorization = pulumi.interpolate`Bearer ${auth.token}`;
+    return {
+        ...(auth?.kind === "basic"
+            ? {
+                  basicAuthEnabled: true,
+                  basicAuthUsername: auth.username,
+                  secureJsonDataEncoded: pulumi.secret(auth.password.apply((password) => JSON.stringify({ basicAuthPassword: password }))),
+              }
+            : {}),
+        // The provider keeps the whole map sensitive; a token is in it.
+        ...(Object.keys(headers).length > 0 ? { httpHeaders: pulumi.secret(headers) } : {}),
+    };
 }

@@ -11,6 +11,7 @@
  * WECOM_LIMITS.maxLines of them, then a count of the rest and a link to Grafana's alert list.
  * Free text (summaries, descriptions, values, label dumps) goes to e-mail only.
  */
+import { LOKI_DATASOURCE_NAME } from "./dashboards/ids";
 
 /** WeCom's limit on a group robot's markdown `content`, in UTF-8 bytes. */
 export const WECOM_MARKDOWN_MAX_BYTES = 4096;
@@ -83,8 +84,18 @@ function firstLink(fields: ReadonlyArray<readonly [field: string, text: string]>
 }
 
 export interface NotificationTemplateOptions {
-    /** The stack's Loki container, for the hint on DatasourceError messages. */
-    readonly lokiContainerName: string;
+    /**
+     * The stack's Loki container, for the hint on DatasourceError messages; undefined for a Loki
+     * that is not ours (role content): the hint then points to the datasource's test.
+     */
+    readonly lokiContainerName: string | undefined;
+}
+
+/** The first thing a DatasourceError message says to check. Fixed text: its length counts toward WeCom's 4096 bytes. */
+export function datasourceErrorHint(lokiContainerName: string | undefined): string {
+    return lokiContainerName !== undefined
+        ? `Grafana could not query Loki. Check first, on the box that runs Loki: \`docker ps -a --filter name=${lokiContainerName}\`, then \`docker logs ${lokiContainerName}\`.`
+        : `Grafana could not query Loki. Check first the data source "${LOKI_DATASOURCE_NAME}" (Save & test): a token, tenant or URL problem shows there.`;
 }
 
 /**
@@ -103,7 +114,6 @@ export interface NotificationTemplateOptions {
  */
 export function notificationTemplate(options: NotificationTemplateOptions): string {
     const { maxLines, maxNameBytes, maxHostBytes, maxGpuBytes, maxUrlBytes } = WECOM_LIMITS;
-    const loki = options.lokiContainerName;
     const names = TEMPLATE_NAMES;
     const ruleFirst: Array<readonly [string, string]> = [
         ["GeneratorURL", "rule"],
@@ -141,7 +151,7 @@ export function notificationTemplate(options: NotificationTemplateOptions): stri
         "{{- end }}",
         "",
         `{{ define "${names.wecomMessage}" -}}`,
-        `{{ with .GroupLabels.alertname }}{{ if eq . "DatasourceError" }}Grafana could not query Loki. Check first, on the box that runs Loki: \`docker ps -a --filter name=${loki}\`, then \`docker logs ${loki}\`.\n{{ end }}{{ end -}}`,
+        `{{ with .GroupLabels.alertname }}{{ if eq . "DatasourceError" }}${datasourceErrorHint(options.lokiContainerName)}\n{{ end }}{{ end -}}`,
         "{{ if .Alerts.Firing -}}",
         lines("Firing", "firing") + "{{ with .Alerts.Resolved }}{{ len . }} resolved\n{{ end -}}",
         "{{ else -}}",

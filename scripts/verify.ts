@@ -8,7 +8,7 @@ import type { MissingStack } from "./automation";
 import { runVerification, type VerifyBudgets } from "./verify/checks";
 import { consoleReporter, formatSummary } from "./verify/reporter";
 import {
-    AgentStackError,
+    NoOwnLokiError,
     parseStackOutputs,
     plainOutputValues,
     readStackOutputsFile,
@@ -138,7 +138,7 @@ async function loadOutputs(args: CliArguments, io: CliIo): Promise<{ outputs: St
     try {
         return { outputs: parseStackOutputs(raw, where), source: where };
     } catch (error) {
-        if (error instanceof AgentStackError || !(error instanceof StackNotDeployedError || error instanceof StackOutputsError)) throw error;
+        if (error instanceof NoOwnLokiError || !(error instanceof StackNotDeployedError || error instanceof StackOutputsError)) throw error;
         // The same problem again, now with advice for this stack and its role (read only when needed).
         return { outputs: parseStackOutputs(raw, where, updateAdvice(opened.stackName, await stackRole(opened.stack))), source: where };
     }

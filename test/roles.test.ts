@@ -1,13 +1,13 @@
 /**
  * The program per role under Pulumi's mocks: each role creates exactly its own resources, an
- * agent pushes to its hub with a credential that stays secret, and the hub publishes only
- * the push path.
+ * agent pushes to its hub (or to another Loki) with a credential that stays secret, the hub
+ * publishes only the push path, and a content stack creates no Docker object.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { ALERT_RULE_TITLES } from "../observability/alerts/serviceRules";
-import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH } from "../services/promtail/promtail";
+import { PROMTAIL_HUB_CA_PATH, PROMTAIL_HUB_PASSWORD_PATH, PROMTAIL_PUSH_FILES } from "../services/promtail/promtail";
 import { PUSH_PROXY_HTPASSWD_PATH, PUSH_PROXY_TLS_CERT, PUSH_PROXY_TLS_KEY } from "../services/pushProxy/pushProxy";
 import { allPanels, parseDashboardJson } from "../observability/dashboards";
 import { OVERVIEW_PANEL_IDS } from "../observability/dashboards/ids";
@@ -342,5 +342,135 @@ describe("switching a stack's role", () => {
         const after = agent.one(CONTAINER, "promtail-container");
         expect(JSON.stringify(after.inputs.uploads)).not.toBe(JSON.stringify(before.inputs.uploads));
         expect(after.inputs.mounts).toEqual(before.inputs.mounts);
+    });
+});
+
+const GRAFANA_CLOUD_PUSH = "https://logs-prod-006.grafana.net/loki/api/v1/push";
+
+describe("an agent pushing to a Loki that is not ours", () => {
+    const pushAgent = (push: Record<string, unknown>, secrets: Record<string, string> = {}) =>
+        runProgram({ hostLabel: "gpu-05", role: "agent", push: JSON.stringify(push) }, secrets);
+
+    it("runs only the collectors, reads no hub stack, and exports where it pushes", async () => {
+        const agent = await pushAgent({ url: GRAFANA_CLOUD_PUSH, username: "123456", tenant: "123456" }, { pushPassword: "glc-write-token-0123" });
+        expect(agent.ofType(CONTAINER).map((resource) => resource.inputs.name).sort()).toEqual(["obs-ollama-probe", "obs-promtail"]);
+        expect(agent.resources.filter((resource) => resource.type.startsWith("grafana:") || resource.type === "pulumi:pulumi:StackReference")).toEqual([]);
+        expect(agent.outputs).toMatchObject({ hostLabel: "gpu-05", lokiPushUrl: GRAFANA_CLOUD_PUSH, lokiTenant: "123456" });
+        expect(agent.outputs.hubPushUrl).toBeUndefined();
+    });
+
+    it("with basic auth: any user, the password from a secret file, the tenant and the CA; no secret in the config", async () => {
+        const password = "glc-write-token-0123";
+        const agent = await pushAgent({ url: GRAFANA_CLOUD_PUSH, username: "123456", tenant: "123456", caCertPath: "/etc/ssl/lab-ca.pem" }, { pushPassword: password });
+        const promtail = agent.one(CONTAINER, "promtail-container");
+        const config = upload(promtail, "/etc/promtail/config.yml");
+        expect(config.secret).toBe(false);
+        expect(config.content).not.toContain(password);
+        expect(parse(config.content).clients).toEqual([
+            expect.objectContaining({
+                url: GRAFANA_CLOUD_PUSH,
+                tenant_id: "123456",
+                basic_auth: { username: "123456", password_file: PROMTAIL_PUSH_FILES.loki.password.path },
+                tls_config: { ca_file: PROMTAIL_PUSH_FILES.loki.ca },
+            }),
+        ]);
+        expect(parse(config.content).clients[0].bearer_token_file).toBeUndefined();
+        expect(env(promtail, "PUSH_PASSWORD")).toEqual({ value: password, secret: true });
+        expect(promtail.secretPaths).toEqual(["envs"]);
+        expect(entrypointScript(promtail)).toMatch(new RegExp(`printf '%s' "\\$PUSH_PASSWORD" > ${PROMTAIL_PUSH_FILES.loki.password.path}; chmod 0400 .*exec /usr/bin/promtail "\\$@"$`));
+        expect(promtail.inputs.mounts).toContainEqual({ type: "bind", source: "/etc/ssl/lab-ca.pem", target: PROMTAIL_PUSH_FILES.loki.ca, readOnly: true });
+    });
+
+    it("with a bearer token: bearer_token_file, the token only in the secret environment", async () => {
+        const token = "glc-bearer-token-4567";
+        const agent = await pushAgent({ url: GRAFANA_CLOUD_PUSH }, { pushToken: token });
+        const promtail = agent.one(CONTAINER, "promtail-container");
+        const config = upload(promtail, "/etc/promtail/config.yml");
+        expect(config.secret).toBe(false);
+        expect(config.content).not.toContain(token);
+        const client = parse(config.content).clients[0];
+        expect(client).toMatchObject({ url: GRAFANA_CLOUD_PUSH, bearer_token_file: PROMTAIL_PUSH_FILES.loki.token.path });
+        expect(client.basic_auth).toBeUndefined();
+        expect(client.tenant_id).toBeUndefined();
+        expect(env(promtail, "PUSH_TOKEN")).toEqual({ value: token, secret: true });
+        expect(entrypointScript(promtail)).toContain(`printf '%s' "$PUSH_TOKEN" > ${PROMTAIL_PUSH_FILES.loki.token.path}; chmod 0400`);
+    });
+
+    it("without credentials: Promtail as a standalone's, plus the URL and the tenant", async () => {
+        const agent = await pushAgent({ url: "http://loki-gateway.loki.svc.cluster.local/loki/api/v1/push", tenant: "lab" });
+        const promtail = agent.one(CONTAINER, "promtail-container");
+        expect(promtail.inputs.entrypoints).toBeUndefined();
+        expect(promtail.inputs.envs).toBeUndefined();
+        expect(promtail.secretPaths).toEqual([]);
+        expect(parse(upload(promtail, "/etc/promtail/config.yml").content).clients[0]).toMatchObject({ url: "http://loki-gateway.loki.svc.cluster.local/loki/api/v1/push", tenant_id: "lab" });
+        const standalone = (await runProgram({ hostLabel: "gpu-05" })).one(CONTAINER, "promtail-container");
+        expect(promtail.inputs.mounts).toEqual(standalone.inputs.mounts);
+    });
+});
+
+const CONTENT_CONFIG = {
+    role: "content",
+    grafanaUrl: "https://lab.grafana.net",
+    grafanaLokiUrl: "https://logs-prod-006.grafana.net",
+    agents: JSON.stringify(["gpu-01", "gpu-02"]),
+};
+
+describe("a content stack", () => {
+    let content: ProgramRun;
+    beforeAll(async () => {
+        content = await runProgram(
+            { ...CONTENT_CONFIG, lokiDatasource: JSON.stringify({ username: "123456", tenant: "123456" }) },
+            { grafanaAuth: "glsa_service_account_token", lokiDatasourcePassword: "glc-read-token-89", wecomWebhookUrl: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k" },
+        );
+    });
+
+    it("creates no Docker object at all: only the Grafana provider and the content", () => {
+        expect(content.resources.filter((resource) => resource.type.startsWith("docker:"))).toEqual([]);
+        expect(graph(content)).toEqual([
+            "deepchat:observability:GrafanaContent content",
+            "grafana:alerting/contactPoint:ContactPoint content-contact-point",
+            "grafana:alerting/messageTemplate:MessageTemplate content-notification-template",
+            "grafana:alerting/notificationPolicy:NotificationPolicy content-notification-policy",
+            "grafana:alerting/ruleGroup:RuleGroup content-rules",
+            "grafana:oss/dashboard:Dashboard content-dashboard-overview",
+            "grafana:oss/dashboard:Dashboard content-dashboard-troubleshooting",
+            "grafana:oss/dataSource:DataSource content-loki",
+            "grafana:oss/folder:Folder content-folder",
+            "pulumi:providers:grafana content-provider",
+        ]);
+        expect(content.one("pulumi:providers:grafana", "content-provider").inputs).toMatchObject({ url: "https://lab.grafana.net", auth: "glsa_service_account_token" });
+    });
+
+    it("points the datasource at that Loki with its credentials and tenant, secrets kept secret, not the org's default", () => {
+        const datasource = content.one("grafana:oss/dataSource:DataSource", "content-loki");
+        expect(datasource.inputs).toMatchObject({ url: "https://logs-prod-006.grafana.net", isDefault: false, basicAuthEnabled: true, basicAuthUsername: "123456", httpHeaders: { "X-Scope-OrgID": "123456" } });
+        expect(JSON.parse(String(datasource.inputs.secureJsonDataEncoded))).toEqual({ basicAuthPassword: "glc-read-token-89" });
+        expect(datasource.secretPaths.sort()).toEqual(["httpHeaders", "secureJsonDataEncoded"]);
+    });
+
+    it("expects every agent in the service rules, so a silent box fires \"Ollama down\"", () => {
+        const rules = content.one("grafana:alerting/ruleGroup:RuleGroup", "content-rules").inputs.rules as Array<{ name: string; datas: Array<{ refId: string; model: string }> }>;
+        const ollamaDown = rules.find((rule) => rule.name === ALERT_RULE_TITLES.ollamaDown);
+        const expr = (JSON.parse(ollamaDown?.datas.find((data) => data.refId === "A")?.model ?? "{}") as { expr: string }).expr;
+        for (const host of ["gpu-01", "gpu-02"]) expect(expr).toContain(`"host", "${host}", "", "")`);
+        // No box of its own: the host label this machine happens to have is no expected box.
+        expect(content.outputs.expectedHosts).toEqual(["gpu-01", "gpu-02"]);
+    });
+
+    it("tells on-call, when Loki cannot be queried, to test the datasource, not to look for a Loki container it does not have", () => {
+        const rules = content.one("grafana:alerting/ruleGroup:RuleGroup", "content-rules").inputs.rules as Array<{ name: string; annotations: Record<string, string> }>;
+        for (const rule of rules) {
+            const noReading = rule.annotations.description.slice(rule.annotations.description.lastIndexOf("{{ else }}Grafana could not evaluate"));
+            expect(noReading, rule.name).toContain('does the data source "DeepChat Loki" pass its test');
+            expect(noReading, rule.name).not.toContain("docker");
+        }
+        const template = String(content.one("grafana:alerting/messageTemplate:MessageTemplate", "content-notification-template").inputs.template);
+        expect(template).toContain('Grafana could not query Loki. Check first the data source "DeepChat Loki" (Save & test)');
+        expect(template).not.toContain("docker");
+    });
+
+    it("exports what an operator reads, and no lokiUrl (that output names our own Loki, which verify pushes to)", () => {
+        expect(Object.keys(content.outputs).sort()).toEqual(["alertRuleTitles", "dashboardUids", "dashboardUrls", "expectedHosts", "grafanaLokiUrl", "grafanaUrl", "lokiDatasourceUid"]);
+        expect(content.outputs.grafanaLokiUrl).toBe("https://logs-prod-006.grafana.net");
     });
 });

@@ -51,6 +51,29 @@ const SCENARIOS: Record<string, Scenario> = {
         secrets: { hubPassword: "agent-password-0123456789abcdef" },
     },
     "agent-stack": { config: { hostLabel: "gpu-01", role: "agent", hub: JSON.stringify({ stack: HUB_STACK }) }, stacks: FAKE_HUB },
+    // A Loki that is not ours (docs/existing-loki.md).
+    "agent-push-basic": {
+        config: {
+            hostLabel: "gpu-05",
+            role: "agent",
+            push: JSON.stringify({ url: "https://logs-prod-006.grafana.net/loki/api/v1/push", username: "123456", tenant: "123456", caCertPath: "/etc/ssl/lab-ca.pem" }),
+        },
+        secrets: { pushPassword: "glc-write-token-0123456789" },
+    },
+    "agent-push-token": {
+        config: { hostLabel: "gpu-05", role: "agent", push: JSON.stringify({ url: "https://loki-gateway.lab.example/loki/api/v1/push", tenant: "lab" }) },
+        secrets: { pushToken: "bearer-token-0123456789" },
+    },
+    content: {
+        config: {
+            role: "content",
+            grafanaUrl: "https://lab.grafana.net",
+            grafanaLokiUrl: "https://logs-prod-006.grafana.net",
+            agents: JSON.stringify(["gpu-01", "gpu-02"]),
+            lokiDatasource: JSON.stringify({ username: "123456", tenant: "123456" }),
+        },
+        secrets: { grafanaAuth: "glsa_service_account_token", lokiDatasourcePassword: "glc-read-token-0123456789", wecomWebhookUrl: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k" },
+    },
 };
 
 const outDir = process.env.RENDER_SNAPSHOT_DIR;

@@ -17,8 +17,11 @@ export const RULE_GROUP_NAME = "DeepChat";
 export const RULE_GROUP_INTERVAL_SECONDS = 60;
 
 export interface RuleGroupOptions extends AlertRuleOptions {
-    /** The stack's Loki container, named in what a DatasourceError / No Data alert says to check. */
-    readonly lokiContainerName: string;
+    /**
+     * The stack's Loki container, named in what a DatasourceError / No Data alert says to check;
+     * undefined for a Loki that is not ours (role content): the alert then points to the datasource's test.
+     */
+    readonly lokiContainerName: string | undefined;
 }
 
 export function buildRuleGroupRules(options: RuleGroupOptions): AlertRule[] {

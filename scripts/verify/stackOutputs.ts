@@ -60,15 +60,52 @@ export class StackOutputsError extends Error {
     }
 }
 
+/** A stack with no Loki of ours to check (an agent, a content stack): verify's checks run elsewhere. */
+export class NoOwnLokiError extends StackOutputsError {
+    constructor(where: string, problem: string, message: string) {
+        super(where, [problem]);
+        this.message = message;
+        this.name = "NoOwnLokiError";
+    }
+}
+
 /** An agent's outputs (role agent): it has no Loki or Grafana of its own to check. */
-export class AgentStackError extends StackOutputsError {
+export class AgentStackError extends NoOwnLokiError {
     constructor(where: string, hubPushUrl: string) {
-        super(where, [`an agent stack, pushing to ${hubPushUrl}`]);
-        this.message =
+        super(
+            where,
+            `an agent stack, pushing to ${hubPushUrl}`,
             `${where} is an agent stack: it runs no Loki or Grafana of its own, and its lines arrive at its hub (${hubPushUrl}). ` +
-            "Run `npm run verify` against the hub stack, on the hub box.";
+                "Run `npm run verify` against the hub stack, on the hub box.",
+        );
         this.name = "AgentStackError";
     }
+}
+
+/**
+ * Outputs of a stack whose Loki is not ours: an agent pushing elsewhere (lokiPushUrl), or a
+ * content stack (grafanaLokiUrl). Verify pushes a canary to our own Loki and queries it without
+ * credentials, which such a Loki refuses; docs/existing-loki.md says how to check instead.
+ */
+function notOurLoki(raw: Record<string, unknown>, where: string): NoOwnLokiError | undefined {
+    if (raw.lokiUrl !== undefined) return undefined;
+    if (typeof raw.lokiPushUrl === "string") {
+        return new NoOwnLokiError(
+            where,
+            `an agent stack, pushing to ${raw.lokiPushUrl}`,
+            `${where} is an agent stack pushing to a Loki that is not ours (${raw.lokiPushUrl}): it runs no Loki or Grafana of its own. ` +
+                'Check in that Loki\'s Grafana that its lines arrive (Explore: {host="<its hostLabel>"}); docs/existing-loki.md, "Check it".',
+        );
+    }
+    if (typeof raw.grafanaLokiUrl === "string") {
+        return new NoOwnLokiError(
+            where,
+            `a content stack, reading ${raw.grafanaLokiUrl}`,
+            `${where} is a content stack: its Loki (${raw.grafanaLokiUrl}) is not ours, and verify checks only a Loki this project runs. ` +
+                'In its Grafana, test the data source "DeepChat Loki" (Save & test) and look at the DeepChat rules; docs/existing-loki.md, "Check it".',
+        );
+    }
+    return undefined;
 }
 
 /**
@@ -81,6 +118,8 @@ export function parseStackOutputs(raw: unknown, where: string, advice: string = 
     }
     if (Object.keys(raw).length === 0) throw new StackNotDeployedError(where, advice);
     if (typeof raw.hubPushUrl === "string" && raw.lokiUrl === undefined) throw new AgentStackError(where, raw.hubPushUrl);
+    const elsewhere = notOurLoki(raw, where);
+    if (elsewhere !== undefined) throw elsewhere;
 
     const problems: string[] = [];
     const httpUrl = (key: string): string => {

@@ -15,6 +15,41 @@ export const PROMTAIL_HUB_PASSWORD_PATH = "/etc/promtail/hub-password";
 /** The CA certificate of the hub's TLS certificate, mounted read-only from the agent's box. */
 export const PROMTAIL_HUB_CA_PATH = "/etc/promtail/hub-ca.pem";
 
+/**
+ * Where the push's secrets are written at start (from a secret variable) and where its CA is
+ * mounted, by endpoint: our hub (the paths agents have always used), or another Loki.
+ */
+export const PROMTAIL_PUSH_FILES = {
+    hub: {
+        password: { path: PROMTAIL_HUB_PASSWORD_PATH, env: "HUB_PASSWORD" },
+        // Unused today (the hub issues passwords); here so both endpoints have the same shape.
+        token: { path: "/etc/promtail/hub-token", env: "HUB_TOKEN" },
+        ca: PROMTAIL_HUB_CA_PATH,
+    },
+    loki: {
+        password: { path: "/etc/promtail/push-password", env: "PUSH_PASSWORD" },
+        token: { path: "/etc/promtail/push-token", env: "PUSH_TOKEN" },
+        ca: "/etc/promtail/push-ca.pem",
+    },
+} as const;
+
+/** How a push authenticates: basic auth with any user, or a bearer token. Secrets stay outputs. */
+export type PushCredentials =
+    | { readonly kind: "basic"; readonly username: string; readonly password: pulumi.Output<string> }
+    | { readonly kind: "bearer"; readonly token: pulumi.Output<string> };
+
+/** What the push carries besides the URL (role agent). */
+export interface PushClientArgs {
+    /** Our hub, or another Loki: names the files the secrets and the CA land in (PROMTAIL_PUSH_FILES). */
+    readonly endpoint: keyof typeof PROMTAIL_PUSH_FILES;
+    /** Unset: no credentials (a Loki behind no authentication). */
+    readonly auth?: PushCredentials;
+    /** Sent as X-Scope-OrgID (`tenant_id`), for a multi-tenant Loki. */
+    readonly tenantId?: string;
+    /** CA certificate (PEM file on this box) that signed the endpoint's certificate, when it is not a public CA. */
+    readonly caCertPath?: string;
+}
+
 export interface PromtailArgs {
     /** Prefix of the container, volume and image resource names on the Docker host. */
     readonly namePrefix: string;
@@ -25,8 +60,8 @@ export interface PromtailArgs {
      * an agent's hub (`https://hub.lab.example:3101/loki/api/v1/push`).
      */
     readonly lokiPushUrl: pulumi.Input<string>;
-    /** Basic auth for a hub's push endpoint (role agent); the password is a secret. */
-    readonly pushAuth?: { readonly username: string; readonly password: pulumi.Output<string>; readonly caCertPath?: string };
+    /** Credentials, tenant and CA of the push (role agent); unset for the stack's own Loki. */
+    readonly push?: PushClientArgs;
     /** The `host` label on every line. */
     readonly hostLabel: string;
     /** Which host files and which containers to collect. */
@@ -56,7 +91,9 @@ export class Promtail extends pulumi.ComponentResource {
     constructor(name: string, args: PromtailArgs, opts?: pulumi.ComponentResourceOptions) {
         super("deepchat:observability:Promtail", name, {}, opts);
 
-        const pushAuth = args.pushAuth;
+        const push = args.push;
+        const files = push ? PROMTAIL_PUSH_FILES[push.endpoint] : undefined;
+        const auth = push?.auth;
         this.configYaml = pulumi.output(args.lokiPushUrl).apply((lokiPushUrl) =>
             renderPromtailConfig({
                 lokiPushUrl,
@@ -65,17 +102,20 @@ export class Promtail extends pulumi.ComponentResource {
                 positionsFile: `${PROMTAIL_POSITIONS_DIR}/positions.yaml`,
                 componentLabel: COMPONENT_LABEL,
                 namePrefix: args.namePrefix,
-                basicAuth: pushAuth ? { username: pushAuth.username, passwordFile: PROMTAIL_HUB_PASSWORD_PATH } : undefined,
-                caFile: pushAuth?.caCertPath ? PROMTAIL_HUB_CA_PATH : undefined,
+                basicAuth: files && auth?.kind === "basic" ? { username: auth.username, passwordFile: files.password.path } : undefined,
+                bearerTokenFile: files && auth?.kind === "bearer" ? files.token.path : undefined,
+                tenantId: push?.tenantId,
+                caFile: files && push?.caCertPath ? files.ca : undefined,
             }),
         );
-        // An agent's password travels in `envs` and is written to its file at start
+        // A push's password or token travels in `envs` and is written to its file at start
         // (services/secretFiles.ts), so the uploaded config stays readable in a diff.
-        const hubPassword: Pick<docker.ContainerArgs, "entrypoints" | "envs"> = pushAuth
+        const secretFile = files && auth ? (auth.kind === "basic" ? { ...files.password, value: auth.password } : { ...files.token, value: auth.token }) : undefined;
+        const pushSecret: Pick<docker.ContainerArgs, "entrypoints" | "envs"> = secretFile
             ? {
                   // The image's own entrypoint is /usr/bin/promtail.
-                  entrypoints: secretFilesEntrypoint([{ path: PROMTAIL_HUB_PASSWORD_PATH, env: "HUB_PASSWORD", mode: "0400" }], ["/usr/bin/promtail"]),
-                  envs: pulumi.secret(pulumi.interpolate`HUB_PASSWORD=${pushAuth.password}`.apply((entry) => [entry])),
+                  entrypoints: secretFilesEntrypoint([{ path: secretFile.path, env: secretFile.env, mode: "0400" }], ["/usr/bin/promtail"]),
+                  envs: pulumi.secret(pulumi.interpolate`${secretFile.env}=${secretFile.value}`.apply((entry) => [entry])),
               }
             : {};
 
@@ -104,7 +144,7 @@ export class Promtail extends pulumi.ComponentResource {
                 name: `${args.namePrefix}-promtail`,
                 image: image.imageId,
                 ...serviceContainerDefaults("promtail"),
-                ...hubPassword,
+                ...pushSecret,
                 command: [`-config.file=${PROMTAIL_CONFIG_PATH}`],
                 uploads: [{ file: PROMTAIL_CONFIG_PATH, content: this.configYaml }],
                 ...(logDirectoryBinds.length > 0 ? { volumes: logDirectoryBinds } : {}),
@@ -117,7 +157,7 @@ export class Promtail extends pulumi.ComponentResource {
                     // Gin's access lines carry no zone; the file job reads them in the box's zone.
                     { type: "bind", source: "/etc/localtime", target: "/etc/localtime", readOnly: true },
                     { type: "volume", source: this.positionsVolume.name, target: PROMTAIL_POSITIONS_DIR },
-                    ...(pushAuth?.caCertPath ? [{ type: "bind", source: pushAuth.caCertPath, target: PROMTAIL_HUB_CA_PATH, readOnly: true }] : []),
+                    ...(files && push?.caCertPath ? [{ type: "bind", source: push.caCertPath, target: files.ca, readOnly: true }] : []),
                 ],
                 networksAdvanced: [{ name: args.networkName }],
                 // Promtail's /ready stays 503 "Unable to find any logs to tail" until a log file

@@ -78,11 +78,15 @@ export interface PromtailConfigArgs {
     /** Zones for Gin timestamps; see GinTimeZones. */
     readonly ginTimeZones?: GinTimeZones;
     /**
-     * Basic auth for a hub's push endpoint (role agent). The password is read from a file in
-     * the container, so this config holds no secret.
+     * Basic auth for the push (role agent: its hub, or another Loki with any user). The
+     * password is read from a file in the container, so this config holds no secret.
      */
     readonly basicAuth?: { readonly username: string; readonly passwordFile: string };
-    /** CA certificate file (in the container) that signed the hub's certificate. */
+    /** Or a bearer token, read from a file in the container; never together with basicAuth. */
+    readonly bearerTokenFile?: string;
+    /** Tenant of a multi-tenant Loki, sent as X-Scope-OrgID with every push. */
+    readonly tenantId?: string;
+    /** CA certificate file (in the container) that signed the push endpoint's certificate. */
     readonly caFile?: string;
 }
 
@@ -222,6 +226,7 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
         clients: [
             {
                 url: args.lokiPushUrl,
+                ...(args.tenantId !== undefined ? { tenant_id: args.tenantId } : {}),
                 batchwait: "1s",
                 batchsize: 1_048_576,
                 timeout: "10s",
@@ -229,6 +234,7 @@ export function buildPromtailConfig(args: PromtailConfigArgs): PromtailConfig {
                 // drops no line. Only 4xx answers other than 429 (a line Loki refuses) are not retried.
                 backoff_config: { min_period: "500ms", max_period: "5m", max_retries: 0 },
                 ...(args.basicAuth ? { basic_auth: { username: args.basicAuth.username, password_file: args.basicAuth.passwordFile } } : {}),
+                ...(args.bearerTokenFile ? { bearer_token_file: args.bearerTokenFile } : {}),
                 ...(args.caFile ? { tls_config: { ca_file: args.caFile } } : {}),
             },
         ],
@@ -286,8 +292,19 @@ function validateArgs(args: PromtailConfigArgs): void {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(args.hostLabel)) {
         problems.push(`hostLabel: "${args.hostLabel}" is not allowed; use a host name of letters, digits, ".", "_" and "-".`);
     }
-    if (args.basicAuth && (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(args.basicAuth.username) || !args.basicAuth.passwordFile.startsWith("/"))) {
-        problems.push(`basicAuth: user "${args.basicAuth.username}" with file "${args.basicAuth.passwordFile}" is not allowed; use a host label and an absolute path.`);
+    // Basic auth ends the user name at the first ":" (RFC 7617); Grafana Cloud's users are numeric IDs.
+    if (args.basicAuth && (!/^[^\s:\x00-\x1f\x7f]{1,256}$/.test(args.basicAuth.username) || !args.basicAuth.passwordFile.startsWith("/"))) {
+        problems.push(`basicAuth: user "${args.basicAuth.username}" with file "${args.basicAuth.passwordFile}" is not allowed; use a user name without ":" or spaces, and an absolute path.`);
+    }
+    if (args.basicAuth && args.bearerTokenFile !== undefined) {
+        problems.push("bearerTokenFile: set together with basicAuth; Promtail's client takes one or the other.");
+    }
+    if (args.bearerTokenFile !== undefined && !args.bearerTokenFile.startsWith("/")) {
+        problems.push(`bearerTokenFile: "${args.bearerTokenFile}" is not allowed; use an absolute path inside the Promtail container.`);
+    }
+    // Loki's tenant ID rule (dskit tenant.ValidTenantID); a push names exactly one tenant.
+    if (args.tenantId !== undefined && (!/^[A-Za-z0-9!\-_.*'()]{1,150}$/.test(args.tenantId) || args.tenantId === "." || args.tenantId === "..")) {
+        problems.push(`tenantId: "${args.tenantId}" is not allowed; use one Loki tenant ID: 1 to 150 letters, digits and ! - _ . * ' ( ), not "." or "..".`);
     }
     if (!args.positionsFile.startsWith("/")) {
         problems.push(`positionsFile: "${args.positionsFile}" is not allowed; use an absolute path inside the Promtail container.`);

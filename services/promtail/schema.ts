@@ -12,12 +12,15 @@ export interface PromtailConfig {
 
 export interface ClientConfig {
     readonly url: string;
+    /** Sent as X-Scope-OrgID with every push (a multi-tenant Loki). */
+    readonly tenant_id?: string;
     readonly batchwait: string;
     readonly batchsize: number;
     readonly timeout: string;
     readonly backoff_config: { readonly min_period: string; readonly max_period: string; readonly max_retries: number };
     /** Prometheus' HTTP client config, inlined in Promtail's client config. */
     readonly basic_auth?: { readonly username: string; readonly password_file: string };
+    readonly bearer_token_file?: string;
     readonly tls_config?: { readonly ca_file: string };
 }
 

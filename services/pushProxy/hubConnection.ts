@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { AgentCredential } from "./pushProxy";
-import type { HubConnectionSettings } from "../../config/roles";
+import type { HubConnectionSettings } from "../../config/types";
 
 /** The hub stack's outputs an agent reads. */
 export const HUB_OUTPUTS = {

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { containerOptions, pinnedImage, serviceContainerDefaults } from "../docker";
 import { LOKI_PUSH_PATH, renderHtpasswd, renderPushProxyConfig } from "./pushProxyConfig";
-import type { PushProxyTls } from "../../config/roles";
+import type { PushProxyTls } from "../../config/types";
 import { SecretFile, secretFilesEntrypoint } from "../secretFiles";
 
 export const PUSH_PROXY_CONFIG_PATH = "/etc/nginx/nginx.conf";

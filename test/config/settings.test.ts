@@ -78,6 +78,27 @@ describe("Pulumi.yaml", () => {
         expect(project.config.lokiImage.default).toBe(DEFAULT_IMAGES.loki);
     });
 
+    it("lets a content stack run with the defaults Pulumi hands over as if set, and still names a Docker key set to something else", () => {
+        // Pulumi passes every default declared here to the program, for every stack.
+        const declaredDefaults = Object.fromEntries(
+            Object.entries(project.config).map(([key, declaration]) => [key, typeof declaration.default === "object" ? declaration.default : String(declaration.default)]),
+        );
+        const content = {
+            ...declaredDefaults,
+            hostLabel: undefined,
+            role: "content",
+            grafanaUrl: "https://lab.grafana.net",
+            grafanaLokiUrl: "https://logs-prod-006.grafana.net",
+            agents: ["gpu-01"],
+        };
+        expect(problemsOf(content, { grafanaAuth: "glsa_x" })).toEqual([]);
+        expect(problemsOf({ ...content, lokiImage: "grafana/loki:3.7.7", loki: { ...(declaredDefaults.loki as object), retention: "7d" }, grafanaPort: "3300" }, { grafanaAuth: "glsa_x" })).toEqual([
+            'lokiImage: is set, but a stack with role "content" creates no Docker objects (no container, image, volume or network). Remove it.',
+            'grafanaPort: is set, but a stack with role "content" creates no Docker objects (no container, image, volume or network). Remove it.',
+            'loki: is set, but a stack with role "content" creates no Docker objects (no container, image, volume or network). Remove it.',
+        ]);
+    });
+
     it("keeps state on this box", () => {
         expect(project.backend?.url).toMatch(/^file:\/\//);
     });

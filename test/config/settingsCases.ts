@@ -27,6 +27,10 @@ const PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n
 const PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
 const SMTP = { host: "smtp.lab.example:587", fromAddress: "grafana@lab.example" };
 const HUB_STACK = "organization/deepchat-observability/hub";
+const GRAFANA_CLOUD_PUSH = "https://logs-prod-006.grafana.net/loki/api/v1/push";
+const HELM_GATEWAY_PUSH = "http://loki-gateway.loki.svc.cluster.local/loki/api/v1/push";
+/** A content stack without a box of its own (no hostLabel). */
+const CONTENT = { hostLabel: undefined, role: "content", grafanaUrl: "https://lab.grafana.net", grafanaLokiUrl: "https://logs-prod-006.grafana.net", agents: ["gpu-01", "gpu-02"] };
 
 const VALID: SettingsCase[] = [
     { name: "defaults", values: { hostLabel: "lab-box" } },
@@ -123,6 +127,17 @@ const VALID: SettingsCase[] = [
     { name: "hub: null push address and URL", values: { hostLabel: "hub-box", role: "hub", pushProxy: { bindAddress: null, externalUrl: null } } },
     { name: "agent: null hub.url", values: { hostLabel: "lab-box", role: "agent", hub: { url: null, username: "lab-box" } }, secrets: { hubPassword: "pw-from-hub" } },
     { name: "agent with a short hub.stack", values: { hostLabel: "gpu-01", role: "agent", hub: { stack: "hub" } }, gpu: "present" },
+    // Issue 16: a Loki that is not ours.
+    {
+        name: "agent pushing to Grafana Cloud: numeric user, tenant, CA",
+        values: { hostLabel: "gpu-05", role: "agent", push: { url: GRAFANA_CLOUD_PUSH, username: 123456, tenant: "123456", caCertPath: "/etc/ssl/lab-ca.pem" } },
+        secrets: { pushPassword: "glc-write-token" },
+    },
+    { name: "agent pushing with a bearer token", values: { hostLabel: "gpu-05", role: "agent", push: { url: GRAFANA_CLOUD_PUSH } }, secrets: { pushToken: "tok-123" } },
+    { name: "agent pushing over plain HTTP with a password (warning)", values: { hostLabel: "gpu-05", role: "agent", push: { url: "http://10.0.0.9:3100/loki/api/v1/push", username: "lab" } }, secrets: { pushPassword: "pw" } },
+    { name: "agent pushing without credentials, with a tenant", values: { hostLabel: "gpu-05", role: "agent", push: { url: HELM_GATEWAY_PUSH, tenant: "lab" } } },
+    { name: "content on Grafana Cloud with basic auth and a tenant", values: { ...CONTENT, lokiDatasource: { username: "123456", tenant: "123456" } }, secrets: { grafanaAuth: "glsa_x", lokiDatasourcePassword: "glc-read" } },
+    { name: "content with a bearer token and two tenants", values: { ...CONTENT, lokiDatasource: { tenant: "lab|ops" } }, secrets: { grafanaAuth: "glsa_x", lokiDatasourceToken: "tok-123" } },
 ];
 
 const INVALID: SettingsCase[] = [
@@ -275,6 +290,18 @@ const INVALID: SettingsCase[] = [
     { name: "agent: hub.stack and a null hub.url", values: { hostLabel: "lab-box", role: "agent", hub: { stack: "org/proj/hub", url: null } } },
     { name: "agent: hub.stack null", values: { hostLabel: "lab-box", role: "agent", hub: { stack: null, caCertPath: null } } },
     { name: "agent: caCertPath with ..", values: { hostLabel: "lab-box", role: "agent", hub: { stack: "org/proj/hub", caCertPath: "/etc/../ca.pem" } } },
+    // Issue 16: a Loki that is not ours.
+    { name: "agent: push with both a token and a password", values: { hostLabel: "gpu-05", role: "agent", push: { url: GRAFANA_CLOUD_PUSH, username: "123456" } }, secrets: { pushPassword: "pw", pushToken: "tok" } },
+    { name: "agent: push and hub both", values: { hostLabel: "gpu-05", role: "agent", push: { url: GRAFANA_CLOUD_PUSH }, hub: { stack: HUB_STACK } }, secrets: { hubPassword: "pw" } },
+    { name: "agent: push without a URL, user without password", values: { hostLabel: "gpu-05", role: "agent", push: { username: "lab", tenant: "a|b" } } },
+    { name: "agent: push URL without the push path", values: { hostLabel: "gpu-05", role: "agent", push: { url: "https://logs-prod-006.grafana.net" } }, secrets: { pushToken: "tok with space" } },
+    { name: "push and a datasource tenant on a standalone stack", values: { hostLabel: "lab-box", push: { url: GRAFANA_CLOUD_PUSH, tenant: "lab" }, lokiDatasource: { tenant: "lab" } }, secrets: { pushToken: "tok" } },
+    { name: "content with nothing it needs", values: { hostLabel: undefined, role: "content" } },
+    {
+        name: "content with Docker keys and a push",
+        values: { ...CONTENT, lokiImage: "grafana/loki:3.7.7", promtailImage: "grafana/promtail:3.6.11", grafanaPort: "3300", logSources: { containerPatterns: ["deepchat*"] }, gpuProbe: { enabled: false }, push: { url: GRAFANA_CLOUD_PUSH } },
+        secrets: { grafanaAuth: "glsa_x", grafanaAdminPassword: "a-long-enough-password", lokiDatasourceToken: "tok", lokiDatasourcePassword: "pw" },
+    },
     // The GPU probe.
     { name: "bad GPU probe values", values: { hostLabel: "lab-box", gpuProbe: { enabled: "yes", intervalSeconds: 2, timeoutSeconds: 0, hostPid: "on", pidHost: true } }, gpu: "present" },
     { name: "GPU enabled a number", values: { hostLabel: "lab-box", gpuProbe: { enabled: 1 } }, gpu: "absent" },

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ALERT_RULE_TITLES } from "../../observability/alerts/serviceRules";
 import { EXPRESSION_DATASOURCE_UID, ROUTING_LABEL } from "../../observability/alerts/ruleParts";
 import { GPU_ALERT_RULE_TITLES } from "../../observability/alerts/gpuRules";
-import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, type GrafanaContentArgs } from "../../observability/grafanaContent";
+import { CONTACT_POINT_NAME, GrafanaContent, PROVIDER_RETRIES, TENANT_HEADER, type GrafanaContentArgs, type LokiAccess } from "../../observability/grafanaContent";
 import { CONTACT_POINT_TEMPLATES, NOTIFICATION_GROUP_BY, NOTIFICATION_TEMPLATE_GROUP_NAME, notificationTemplate } from "../../observability/notifications";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
 import type { AlertSettings } from "../../config/types";
@@ -15,6 +15,7 @@ import { allPanels, dashboardQueries, parseDashboardJson } from "../../observabi
 import { DASHBOARD_UIDS, FOLDER_UID, LOKI_DATASOURCE_UID } from "../../observability/dashboards/ids";
 import { runWithMocks, type ProgramRun, type RecordedResource } from "../mocks";
 import { GoTemplate, NOTIFICATION_FUNCS } from "../support/goTemplate";
+import { headersGrafanaSends, storedByProvider, type DatasourceInputs, type StoredDatasource } from "../support/grafanaDatasource";
 
 const PROVIDER = "pulumi:providers:grafana";
 const DATASOURCE = "grafana:oss/dataSource:DataSource";
@@ -40,6 +41,8 @@ interface Scenario {
     readonly withContainer: boolean;
     readonly alerts: AlertSettings;
     readonly probeEnabled?: boolean;
+    /** A Loki that is not ours (role content): its credentials and tenant, and no Loki container. */
+    readonly lokiAccess?: LokiAccess;
 }
 
 /** Runs the component as index.ts does, with the container it must wait for. */
@@ -55,7 +58,7 @@ function deploy(scenario: Scenario): Promise<ProgramRun> {
             probeEnabled: scenario.probeEnabled ?? true,
             expectedHosts: ["lab-box"],
             probeContainerName: "obs-ollama-probe",
-            lokiContainerName: "obs-loki",
+            ...(scenario.lokiAccess ? { lokiAccess: scenario.lokiAccess } : { lokiContainerName: "obs-loki" }),
         };
         const content = new GrafanaContent("content", args);
         return {
@@ -252,5 +255,96 @@ describe("alert rules without the probe", () => {
         const stack = await deploy({ withContainer: true, alerts: alerts(), probeEnabled: false });
         const ollamaDown = rulesOf(stack).find((rule) => rule.name === ALERT_RULE_TITLES.ollamaDown);
         expect(ollamaDown?.annotations.description).toMatch(/LIMITED: the Ollama probe is disabled/);
+    });
+});
+
+describe("the Loki datasource for a Loki that is not ours (role content)", () => {
+    const PASSWORD = "glc-read-token-89";
+    const TOKEN = "glc-bearer-token-45";
+    const basic = { kind: "basic", username: "123456", password: pulumi.secret(PASSWORD) } as const;
+    const bearer = { kind: "bearer", token: pulumi.secret(TOKEN) } as const;
+    const basicHeader = `Basic ${Buffer.from(`123456:${PASSWORD}`).toString("base64")}`;
+
+    /**
+     * Each form: what Grafana stores (jsonData and secureJsonData besides the header slots, and
+     * the headers in those slots), and what it then sends Loki.
+     */
+    const FORMS: Array<{
+        name: string;
+        access: LokiAccess | undefined;
+        secureJsonData: Record<string, string>;
+        headers: Record<string, string>;
+        sends: Record<string, string>;
+    }> = [
+        { name: "our own Loki: nothing added", access: undefined, secureJsonData: {}, headers: {}, sends: {} },
+        {
+            name: "basic auth and a tenant",
+            access: { auth: basic, tenant: "123456" },
+            secureJsonData: { basicAuthPassword: PASSWORD },
+            headers: { [TENANT_HEADER]: "123456" },
+            sends: { [TENANT_HEADER]: "123456", Authorization: basicHeader },
+        },
+        {
+            name: "a bearer token and a tenant",
+            access: { auth: bearer, tenant: "lab" },
+            secureJsonData: {},
+            headers: { [TENANT_HEADER]: "lab", Authorization: `Bearer ${TOKEN}` },
+            sends: { [TENANT_HEADER]: "lab", Authorization: `Bearer ${TOKEN}` },
+        },
+        { name: "a bearer token alone", access: { auth: bearer }, secureJsonData: {}, headers: { Authorization: `Bearer ${TOKEN}` }, sends: { Authorization: `Bearer ${TOKEN}` } },
+        {
+            name: "a tenant alone (several for a multi-tenant query)",
+            access: { tenant: "lab|ops" },
+            secureJsonData: {},
+            headers: { [TENANT_HEADER]: "lab|ops" },
+            sends: { [TENANT_HEADER]: "lab|ops" },
+        },
+    ];
+
+    /** The stored fields apart from the header slots, and the headers in slots 1..n (which must have no gap). */
+    function split(stored: StoredDatasource): { jsonData: Record<string, unknown>; secureJsonData: Record<string, string>; headers: Record<string, string> } {
+        const isSlot = (key: string) => /^httpHeader(Name|Value)\d+$/.test(key);
+        const count = Object.keys(stored.jsonData).filter(isSlot).length;
+        const slots = Array.from({ length: count }, (_, index) => index + 1);
+        expect(Object.keys(stored.jsonData).filter(isSlot).sort()).toEqual(slots.map((slot) => `httpHeaderName${slot}`).sort());
+        expect(Object.keys(stored.secureJsonData).filter(isSlot).sort()).toEqual(slots.map((slot) => `httpHeaderValue${slot}`).sort());
+        return {
+            jsonData: Object.fromEntries(Object.entries(stored.jsonData).filter(([key]) => !isSlot(key))),
+            secureJsonData: Object.fromEntries(Object.entries(stored.secureJsonData).filter(([key]) => !isSlot(key))),
+            headers: Object.fromEntries(slots.map((slot) => [String(stored.jsonData[`httpHeaderName${slot}`]), stored.secureJsonData[`httpHeaderValue${slot}`]])),
+        };
+    }
+
+    it.each(FORMS)("$name: jsonData, secureJsonData and the headers Grafana sends", async (form) => {
+        const stack = await deploy({ withContainer: false, alerts: alerts(), lokiAccess: form.access });
+        const datasource = stack.one(DATASOURCE, "loki");
+        const inputs = datasource.inputs as DatasourceInputs;
+        // The provider refuses header keys in the JSON fields (storedByProvider throws then).
+        const stored = storedByProvider(inputs);
+        expect(split(stored)).toEqual({ jsonData: { maxLines: 1000, timeout: 60 }, secureJsonData: form.secureJsonData, headers: form.headers });
+        expect(stored).toMatchObject(form.access?.auth?.kind === "basic" ? { basicAuth: true, basicAuthUser: "123456" } : { basicAuth: false });
+        expect(headersGrafanaSends(stored)).toEqual(form.sends);
+        // Whatever order the provider numbers the headers in, Grafana sends the same ones.
+        expect(headersGrafanaSends(storedByProvider(inputs, "reversed"))).toEqual(form.sends);
+        // Every credential stays a secret input; nothing secret is in the plain JSON.
+        expect(inputs.jsonDataEncoded).not.toContain(PASSWORD);
+        expect(inputs.jsonDataEncoded).not.toContain(TOKEN);
+        const secretInputs = [...(inputs.secureJsonDataEncoded !== undefined ? ["secureJsonDataEncoded"] : []), ...(inputs.httpHeaders !== undefined ? ["httpHeaders"] : [])];
+        expect(datasource.secretPaths.sort()).toEqual(secretInputs.sort());
+    });
+
+    it("keeps our own Loki's datasource exactly as it was: no auth, header or secret field at all", async () => {
+        const stack = await deploy({ withContainer: false, alerts: alerts() });
+        const inputs = stack.one(DATASOURCE, "loki").inputs;
+        for (const field of ["basicAuthEnabled", "basicAuthUsername", "secureJsonDataEncoded", "httpHeaders"]) expect(inputs[field], field).toBeUndefined();
+    });
+
+    it("points the no-reading texts at the datasource's test when there is no Loki container to check", async () => {
+        const stack = await deploy({ withContainer: false, alerts: alerts({ wecomWebhookUrl: pulumi.secret(WEBHOOK) }), lokiAccess: { tenant: "lab" } });
+        for (const rule of rulesOf(stack)) {
+            expect(rule.annotations.description).toContain('Check Loki first: does the data source "DeepChat Loki" pass its test');
+            expect(rule.annotations.description).not.toContain("obs-loki");
+        }
+        expect(String(stack.one(MESSAGE_TEMPLATE, "notification-template").inputs.template)).toBe(notificationTemplate({ lokiContainerName: undefined }));
     });
 });

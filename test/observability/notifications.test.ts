@@ -17,6 +17,7 @@ import {
     WECOM_LIMITS,
     WECOM_MARKDOWN_MAX_BYTES,
     NOTIFICATION_GROUP_BY,
+    datasourceErrorHint,
 } from "../../observability/notifications";
 import { buildRuleGroupRules, type RuleGroupOptions } from "../../observability/alerts/ruleGroup";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../config/schema";
@@ -264,6 +265,14 @@ describe("every rule firing on every box and GPU at once, plus every rule's Data
         const content = wecomContent(errors as NotificationCase);
         expect(content).toContain(`\`docker ps -a --filter name=${LOKI_CONTAINER}\``);
         expect(bytes(content)).toBeLessThanOrEqual(BOUND.total);
+    });
+
+    it("says, for a Loki that is not ours (role content), to test the datasource: a fixed text no longer than the one the bound was measured with", () => {
+        const external = notificationTemplate({ lokiContainerName: undefined });
+        expect(external).toBe(TEMPLATE.replace(datasourceErrorHint(LOKI_CONTAINER), datasourceErrorHint(undefined)));
+        expect(datasourceErrorHint(undefined)).toContain('the data source "DeepChat Loki" (Save & test)');
+        expect(datasourceErrorHint(undefined)).not.toContain("docker");
+        expect(bytes(datasourceErrorHint(undefined))).toBeLessThanOrEqual(bytes(datasourceErrorHint(LOKI_CONTAINER)));
     });
 
     it(`stays within the bound even as one group of all ${alerts.length} alerts (the root route's grouping)`, () => {

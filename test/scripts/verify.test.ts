@@ -15,7 +15,8 @@ import { chooseBackend, choosePassphrase, OperatorError } from "../../scripts/au
 import { main } from "../../scripts/verify";
 import { canaryFileName, canaryQuery, chooseCanaryFile, fileGlobToRegExp, anyJobCanaryQuery } from "../../scripts/verify/canary";
 import { runVerification, type CheckResult, type VerifyBudgets, type VerifyOptions } from "../../scripts/verify/checks";
-import { AgentStackError, formatOutputsMasked, parseStackOutputs, StackNotDeployedError, StackOutputsError } from "../../scripts/verify/stackOutputs";
+import { AgentStackError, formatOutputsMasked, NoOwnLokiError, parseStackOutputs, StackNotDeployedError, StackOutputsError } from "../../scripts/verify/stackOutputs";
+import { runProgram } from "../mocks";
 import { FakeObservabilityApi, NOT_READY_BODY, type FakeScenario } from "../support/fakeObservabilityApi";
 import { checkLogql } from "../support/logqlLabels";
 
@@ -454,6 +455,21 @@ describe("stack outputs", () => {
         const agentOutputs = { networkName: "obs-net", collectedLogPaths: {}, hostLabel: "gpu-01", hubPushUrl: "https://hub:3101/loki/api/v1/push" };
         expect(() => parseStackOutputs(agentOutputs, 'stack "gpu-01"')).toThrow(AgentStackError);
         expect(() => parseStackOutputs(agentOutputs, 'stack "gpu-01"')).toThrow(/stack "gpu-01" is an agent stack: .*\(https:\/\/hub:3101\/loki\/api\/v1\/push\)\. Run `npm run verify` against the hub stack/);
+    });
+
+    it("a stack whose Loki is not ours (a push agent, a content stack): says so and how to check instead, from the outputs the program exports", async () => {
+        const pushAgent = await runProgram({ hostLabel: "gpu-05", role: "agent", push: JSON.stringify({ url: "https://logs-prod-006.grafana.net/loki/api/v1/push" }) }, { pushToken: "tok-0123" });
+        expect(() => parseStackOutputs(pushAgent.outputs, 'stack "gpu-05"')).toThrow(NoOwnLokiError);
+        expect(() => parseStackOutputs(pushAgent.outputs, 'stack "gpu-05"')).toThrow(
+            /^stack "gpu-05" is an agent stack pushing to a Loki that is not ours \(https:\/\/logs-prod-006\.grafana\.net\/loki\/api\/v1\/push\): .*Explore: \{host="<its hostLabel>"\}/,
+        );
+        const content = await runProgram(
+            { role: "content", grafanaUrl: "https://lab.grafana.net", grafanaLokiUrl: "https://logs-prod-006.grafana.net", agents: JSON.stringify(["gpu-05"]) },
+            { grafanaAuth: "glsa_x" },
+        );
+        expect(() => parseStackOutputs(content.outputs, 'stack "lab-content"')).toThrow(
+            /^stack "lab-content" is a content stack: its Loki \(https:\/\/logs-prod-006\.grafana\.net\) is not ours.*test the data source "DeepChat Loki" \(Save & test\)/,
+        );
     });
 
     it("outputs of the wrong shape: every problem named at once, secrets not echoed", () => {

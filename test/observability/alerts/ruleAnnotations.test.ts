@@ -25,7 +25,19 @@ const VARIANTS: ReadonlyArray<readonly [string, RuleGroupOptions]> = [
     ["hub, probe on", HUB],
     ["probe off", { ...HUB, probeEnabled: false }],
     ["custom thresholds, another prefix", { ...HUB, alerts: { ...DEFAULT_ALERT_THRESHOLDS, errorRateThreshold: 25, errorRateWindow: "15m", gpuMemoryPercent: 90 }, lokiContainerName: "lab-loki", probeContainerName: "lab-ollama-probe" }],
+    ["a Loki that is not ours (role content)", { ...HUB, lokiContainerName: undefined }],
 ];
+
+/** Where the no-reading text sends on-call first: our Loki container's state and logs, or the datasource's test. */
+function expectLokiCheck(description: string, loki: string | undefined): void {
+    if (loki !== undefined) {
+        expect(description).toContain(`\`docker ps -a --filter name=${loki}\``);
+        expect(description).toContain(`\`docker logs ${loki}\``);
+    } else {
+        expect(description).toContain('Check Loki first: does the data source "DeepChat Loki" pass its test (Connections, Data sources, "DeepChat Loki", Save & test)?');
+        expect(description).not.toContain("docker ps -a --filter name=");
+    }
+}
 const RULES = VARIANTS.flatMap(([variant, options]) => buildRuleGroupRules(options).map((rule) => [`${variant}: ${rule.name}`, rule, options] as const));
 
 const expand = (rule: AlertRule, input: AnnotationCase) => ({
@@ -75,8 +87,7 @@ describe.each(RULES)("%s", (_name, rule, options) => {
             for (const number of ruleNumbers(options)) expect(part).not.toContain(number);
         }
         expect(text.summary).toBe(`${rule.name}: no reading. ${rule.noDataState === "Alerting" ? "Grafana's query of Loki failed, or Loki answered with no data at all" : "Grafana's query of Loki failed (DatasourceError)"}: this rule is blind, which says nothing yet about the service itself.`);
-        expect(text.description).toContain(`\`docker ps -a --filter name=${loki}\``);
-        expect(text.description).toContain(`\`docker logs ${loki}\``);
+        expectLokiCheck(text.description, loki);
         expect(text.description).toContain("(query A)");
         expect(text.description).not.toMatch(/Check first: 1\)/);
     });
@@ -96,7 +107,7 @@ describe.each(RULES)("%s", (_name, rule, options) => {
         }
         expect(fresh.summary).toMatch(/^Ollama down: no reading\. .*Loki answered with no data at all/);
         expect(kept.summary).toMatch(/^Ollama down: no reading for gpu-01\./);
-        expect(kept.description).toContain(`docker ps -a --filter name=${loki}`);
+        expectLokiCheck(kept.description, loki);
     });
 });
 

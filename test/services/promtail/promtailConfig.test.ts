@@ -261,6 +261,54 @@ describe("cost: a line runs only the stages of its own format", () => {
     });
 });
 
+describe("the push client", () => {
+    const GRAFANA_CLOUD_PUSH = "https://logs-prod-006.grafana.net/loki/api/v1/push";
+    /** The `clients` entry as Promtail reads it back from the rendered text. */
+    const client = (override: Partial<typeof ARGS>): Record<string, unknown> =>
+        (YAML.parse(renderPromtailConfig({ ...ARGS, lokiPushUrl: GRAFANA_CLOUD_PUSH, ...override })) as { clients: Array<Record<string, unknown>> }).clients[0];
+    const KEPT = { batchwait: "1s", batchsize: 1_048_576, timeout: "10s", backoff_config: { min_period: "500ms", max_period: "5m", max_retries: 0 } };
+
+    it("for the stack's own Loki carries no credentials, tenant or CA", () => {
+        expect(client({ lokiPushUrl: "http://obs-loki:3100/loki/api/v1/push" })).toEqual({ url: "http://obs-loki:3100/loki/api/v1/push", ...KEPT });
+    });
+
+    it("with basic auth names the password's file, any user (a numeric one stays a string), the tenant and the CA file", () => {
+        expect(
+            client({ basicAuth: { username: "123456", passwordFile: "/etc/promtail/push-password" }, tenantId: "123456", caFile: "/etc/promtail/push-ca.pem" }),
+        ).toEqual({
+            url: GRAFANA_CLOUD_PUSH,
+            tenant_id: "123456",
+            ...KEPT,
+            basic_auth: { username: "123456", password_file: "/etc/promtail/push-password" },
+            tls_config: { ca_file: "/etc/promtail/push-ca.pem" },
+        });
+    });
+
+    it("with a bearer token names the token's file and no basic auth", () => {
+        expect(client({ bearerTokenFile: "/etc/promtail/push-token", tenantId: "lab" })).toEqual({
+            url: GRAFANA_CLOUD_PUSH,
+            tenant_id: "lab",
+            ...KEPT,
+            bearer_token_file: "/etc/promtail/push-token",
+        });
+    });
+
+    it("with only a tenant sends X-Scope-OrgID and nothing else", () => {
+        expect(client({ tenantId: "deepchat" })).toEqual({ url: GRAFANA_CLOUD_PUSH, tenant_id: "deepchat", ...KEPT });
+    });
+
+    it.each([
+        [{ basicAuth: { username: "lab", passwordFile: "/p" }, bearerTokenFile: "/t" }, /bearerTokenFile: set together with basicAuth/],
+        [{ bearerTokenFile: "token" }, /bearerTokenFile: "token" is not allowed; use an absolute path/],
+        [{ basicAuth: { username: "lab:x", passwordFile: "/p" } }, /basicAuth: user "lab:x" .* without ":"/],
+        [{ tenantId: "a|b" }, /tenantId: "a\|b" is not allowed; use one Loki tenant ID/],
+        [{ tenantId: ".." }, /tenantId: "\.\." is not allowed/],
+        [{ tenantId: "x".repeat(151) }, /tenantId: "x{151}" is not allowed/],
+    ])("rejects %j", (override, message) => {
+        expect(() => buildPromtailConfig({ ...ARGS, ...override })).toThrow(message);
+    });
+});
+
 describe("bad input", () => {
     it.each([
         [{ lokiPushUrl: "ftp://obs-loki/loki/api/v1/push" }, /lokiPushUrl: "ftp:\/\/obs-loki\/loki\/api\/v1\/push" is not allowed/],
