@@ -189,10 +189,7 @@ function readPushProxy(read: ConfigReader, hostLabel: string): PushProxySettings
     return { port, bindAddress, externalUrl, tls };
 }
 
-/**
- * Stands in for hub.url when it is invalid, or null; a null hub.url has counted as set since
- * the role was introduced, and an agent with it pushes nowhere.
- */
+/** Stands in for hub.url when it is invalid or null (both reported): the rules after it still run. */
 const NO_HUB_URL = "http://hub.invalid:3101";
 
 /** Either the hub's stack, or its URL with this agent's user name (its hostLabel) and password. */
@@ -214,6 +211,9 @@ function readHubConnection(read: ConfigReader, hostLabel: string): HubConnection
                 "or hub.url + hub.username + hubPassword (--secret) when the hub's state is not reachable from this box.",
         );
         return { kind: "stack", stack: "" };
+    }
+    if (fields.url === null) {
+        read.report('hub.url: null is not allowed. Expected the hub\'s push endpoint, such as "https://hub-box.lab.example:3101" (or unset it and set hub.stack).');
     }
     const url = read.field("hub", fields, "url", fields.url ?? NO_HUB_URL) ?? NO_HUB_URL;
     // The hub issues one credential per host label, so the user name is the agent's hostLabel.
