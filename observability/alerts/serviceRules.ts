@@ -2,20 +2,16 @@
  * The alert rules of the "DeepChat" rule group, as pure data in the shape of
  * `grafana.alerting.RuleGroup`'s `rules` input. Each rule is Grafana's
  * query → reduce → threshold chain:
- *   A  Loki instant query (LogQL from observability/queries/services.ts)
+ *   A  Loki instant query (LogQL from observability/queries/deepchat.ts and ollama.ts)
  *   B  reduce A to its last value
  *   C  threshold on B; the rule's condition.
  */
 import { durationSeconds } from "../../config/durations";
 import { OVERVIEW_PANEL_IDS } from "../dashboards/ids";
 import { HOST_TEXT, lokiInstantQuery, panelLink, reduceLast, ROUTING_LABEL, threshold, type AlertRule, type AlertRuleOptions } from "./ruleParts";
-import {
-    deepchatServerErrorsPerHost,
-    failedRepliesPerHost,
-    ollamaAnsweredProbePerHost,
-    ollamaConnectionFailuresPerHost,
-    orValueForHosts,
-} from "../queries/services";
+import { orValueForHosts } from "../queries/logql";
+import { ollamaAnsweredProbePerHost, ollamaConnectionFailuresPerHost } from "../queries/ollama";
+import { deepchatServerErrorsPerHost, failedRepliesPerHost } from "../queries/deepchat";
 
 export const ALERT_RULE_TITLES = {
     ollamaDown: "Ollama down",

@@ -27,30 +27,29 @@ import {
     valueText,
     type DashboardOptions,
 } from "./panels";
+import { HOST_LABEL, KEYWORD_VARIABLE, responsesPerMinute, worstHost } from "../queries/logql";
 import {
-    HOST_LABEL,
-    KEYWORD_VARIABLE,
     PROBE_LOOKBACK,
     PROBE_MEMORY,
     PROBE_SILENT,
-    deepchatErrorShare,
-    deepchatLatencyQuantile,
-    deepchatResponses,
-    deepchatServerErrorsPerHost,
-    failedRepliesPerHost,
-    keywordLogLines,
     loadedModels,
     modelMemory,
     ollamaBusyResponses,
     ollamaResponses,
     ollamaUpOrSilentPerHost,
     probeLatencyMs,
-    responsesPerMinute,
     serverBusyMentions,
+} from "../queries/ollama";
+import {
+    deepchatErrorShare,
+    deepchatLatencyQuantile,
+    deepchatResponses,
+    deepchatServerErrorsPerHost,
+    failedRepliesPerHost,
+    keywordLogLines,
     failedRepliesPerMinute,
-    worstHost,
     REPLY_FAILURE_KINDS,
-} from "../queries/services";
+} from "../queries/deepchat";
 
 /** Keywords offered in the live log stream; any other text can be typed in. */
 export const LOG_KEYWORDS = ["error", "timeout", "deadline exceeded", "model not found", "server busy", "stream"] as const;

@@ -8,7 +8,7 @@ import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import * as loki from "@grafana/grafana-foundation-sdk/loki";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import type { AlertThresholds } from "../../config/types";
-import { HOST_VARIABLE, forPickedHosts } from "../queries/services";
+import { HOST_VARIABLE, forPickedHosts } from "../queries/logql";
 
 /** What every dashboard builder needs to know. */
 export interface DashboardOptions {

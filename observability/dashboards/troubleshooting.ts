@@ -12,18 +12,16 @@ import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { gpuHoldersPanel, gpuHoldersRow, gpuProbeErrorsPanel } from "./gpuPanels";
 import { DASHBOARD_UIDS, TROUBLESHOOTING_PANEL_IDS as IDS } from "./ids";
 import { countBars, dashboardLinkTo, hostVariable, lokiDatasource, lokiQuery, panelLinkTo, seriesLegend, seriesToRowsTransformations, type DashboardOptions } from "./panels";
+import { AUTO_RANGE } from "../queries/logql";
+import { ollamaErrorLines, ollamaErrorsBySourceFile, ollamaFailedGenerations } from "../queries/ollama";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
-    ollamaErrorLines,
-    ollamaErrorsBySourceFile,
-    ollamaFailedGenerations,
     slowRequestLines,
     slowestRequests,
     timeoutLines,
     timeoutsPerJob,
-    AUTO_RANGE,
-} from "../queries/services";
+} from "../queries/deepchat";
 /** Requests listed one by one in "Requests slower than ...". */
 export const SLOW_REQUEST = "30s";
 

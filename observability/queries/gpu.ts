@@ -9,7 +9,8 @@
  * `__error__=""` drops it, so an unreported temperature is a gap, not a 0.
  */
 import { JOBS, type GpuProbeField, type GpuProbeKind } from "../logSchema";
-import { AUTO_RANGE, logqlString, probeLines, probeSample, streamSelector } from "./services";
+import { AUTO_RANGE, logqlString, streamSelector } from "./logql";
+import { probeLines, probeSample } from "./ollama";
 
 /**
  * How far back "now" looks for the latest reading: two readings at the longest probe

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { JOBS } from "../../observability/logSchema";
 import { fixtureLines, onStream } from "./fixtures";
-import { slowRequestLines } from "../../observability/queries/services";
+import { slowRequestLines } from "../../observability/queries/deepchat";
 import { evaluateInstant, fromSimEntries, LokiQueryError, selectLines, UnsupportedLogql, type LokiEntry, type Sample } from "./logqlEval";
 import { renderedConfig } from "./pipelineHelpers";
 import { JobSimulator } from "./promtailSimulator";

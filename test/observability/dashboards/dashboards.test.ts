@@ -19,17 +19,14 @@ import {
 import { DASHBOARD_UIDS, LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS, TROUBLESHOOTING_PANEL_IDS } from "../../../observability/dashboards/ids";
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { DEEPCHAT_HEALTH_REFS, DEEPCHAT_HEALTH_VALUES } from "../../../observability/dashboards/overview";
+import { forPickedHosts, worstHost, AUTO_RANGE, PICKED_HOSTS_MATCHER } from "../../../observability/queries/logql";
+import { ollamaFailedGenerations } from "../../../observability/queries/ollama";
 import {
     deepchatReplyFailureLines,
     deepchatReplyFailures,
     deepchatServerErrorsPerHost,
     failedRepliesPerHost,
-    forPickedHosts,
-    ollamaFailedGenerations,
-    worstHost,
-    AUTO_RANGE,
-    PICKED_HOSTS_MATCHER,
-} from "../../../observability/queries/services";
+} from "../../../observability/queries/deepchat";
 import { parseMetricQuery, type MetricNode } from "../../support/logqlAst";
 import { interpolateVariables } from "../../support/logqlLabels";
 

@@ -10,7 +10,7 @@ import { ALERT_RULE_UIDS, buildAlertRules } from "../../../observability/alerts/
 import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { allDashboardJson, allPanels, parseDashboardJson, type DashboardOptions } from "../../../observability/dashboards";
 import { LOKI_DATASOURCE_UID, OVERVIEW_PANEL_IDS } from "../../../observability/dashboards/ids";
-import { PROBE_SILENT } from "../../../observability/queries/services";
+import { PROBE_SILENT } from "../../../observability/queries/ollama";
 import { NOW, PROBE_DOWN, SOURCES, probeLines, ruleOptions, ship, spread } from "../../support/chainLines";
 import { evaluateRule } from "../../support/grafanaRuleEval";
 import { evaluateInstant, type LokiEntry, type Sample } from "../../support/logqlEval";

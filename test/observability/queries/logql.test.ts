@@ -9,15 +9,12 @@ import { DEFAULT_ALERT_THRESHOLDS } from "../../../config/schema";
 import { LOKI_DATASOURCE_UID } from "../../../observability/dashboards/ids";
 import {
     SOURCE_LINE_NUMBER,
-    deepchatReplyFailureLines,
-    deepchatResponses,
-    keywordLogLines,
     ollamaConnectionFailuresPerHost,
     ollamaFailedGenerationLines,
     ollamaResponses,
     serverBusyMentions,
-    timeoutLines,
-} from "../../../observability/queries/services";
+} from "../../../observability/queries/ollama";
+import { deepchatReplyFailureLines, deepchatResponses, keywordLogLines, timeoutLines } from "../../../observability/queries/deepchat";
 import { dashboardExpressions, ruleExpressions, VARIANTS } from "../../support/queryCatalog";
 import { checkLogql, interpolateVariables, labelProblems, lineFilters, passesLineFilters, syntaxErrors, VARIABLE_SAMPLES } from "../../support/logqlLabels";
 
